@@ -1,0 +1,97 @@
+"""Weights & Biases: an offline-when-no-key logger, and a callback that shows outputs beside their inputs."""
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from stylex.data.images import to_pil
+from stylex.methods.base import Stylized
+
+log = logging.getLogger(__name__)
+
+
+def wandb_api_key_configured() -> bool:
+    """An API key in the environment or in ~/.netrc (where `wandb login` puts it)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        auth = netrc.netrc(os.environ.get("NETRC", str(Path.home() / ".netrc")))
+        host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+        return auth.authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def make_wandb_logger(project: str = "stylex", save_dir: str = ".", name: str | None = None, mode: str = "auto",
+                      tags: list[str] | None = None, group: str | None = None, **kwargs: Any):
+    """A Lightning `WandbLogger`; `mode=auto` goes offline (and says so) when no API key is configured."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if mode == "auto":
+        mode = os.environ.get("WANDB_MODE") or ("online" if wandb_api_key_configured() else "offline")
+    if mode == "offline":
+        log.info("W&B: no API key configured, logging offline to %s/wandb; upload later with "
+                 "`wandb sync %s/wandb/offline-run-*`", save_dir, save_dir)
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(project=project, save_dir=save_dir, name=name, mode=mode, tags=tags, group=group, **kwargs)
+
+
+def side_by_side(images: list[torch.Tensor], height: int = 256) -> torch.Tensor:
+    """Concatenate images [3,H,W] horizontally at a common height (content | styles | output)."""
+    import torch.nn.functional as F
+
+    resized = [F.interpolate(im[None].float(), size=(height, max(1, round(im.shape[2] * height / im.shape[1]))),
+                             mode="bilinear", align_corners=False, antialias=True)[0] for im in images]
+    return torch.cat(resized, dim=2).clamp(0, 1)
+
+
+class WandbVisualiser(L.Callback):
+    """Logs, on rank 0, for up to `max_items` outputs: content | styles | output, the loss curve, and any
+    method artifacts that are W&B objects (mask overlays, match tables, attention maps)."""
+
+    def __init__(self, max_items: int = 32, panel_height: int = 256):
+        self.max_items = max_items
+        self.panel_height = panel_height
+        self.logged = 0
+
+    def _experiment(self, trainer: L.Trainer):
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                return logger.experiment
+        return None
+
+    def on_predict_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                             batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not trainer.is_global_zero or self.logged >= self.max_items:
+            return
+        experiment = self._experiment(trainer)
+        if experiment is None:
+            return
+        import wandb
+
+        for result in outputs or []:
+            if self.logged >= self.max_items:
+                break
+            self.log_result(experiment, wandb, result)
+            self.logged += 1
+
+    def log_result(self, experiment: Any, wandb: Any, result: Stylized) -> None:
+        item = result.item
+        panel = side_by_side([item.content_image, *item.style_images, result.image], self.panel_height)
+        caption = f"{item.content.name} | {', '.join(s.name for s in item.styles)} | output"
+        payload: dict[str, Any] = {f"outputs/{item.name}": wandb.Image(to_pil(panel), caption=caption)}
+        if result.loss_curve:
+            steps = list(range(len(result.loss_curve)))
+            payload[f"loss/{item.name}"] = wandb.plot.line_series(
+                xs=steps, ys=[result.loss_curve], keys=["loss"], title=f"loss: {item.name}", xname="iteration")
+        for key, value in result.artifacts.get("wandb", {}).items():
+            payload[f"{key}/{item.name}"] = value
+        experiment.log(payload)

@@ -1,0 +1,52 @@
+"""Writes every output as `images/{name}.png` + `{name}.json` (atomic), on every rank."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+
+from stylex.data.images import to_pil
+from stylex.data.outputs import OutputStore
+from stylex.methods.base import Stylized
+
+log = logging.getLogger(__name__)
+
+
+def sidecar(result: Stylized, config_hash: str) -> dict[str, Any]:
+    item = result.item
+    return {
+        "name": item.name,
+        "content": {"path": str(item.content.path), "sha256_16": item.content.digest},
+        "styles": [{"path": str(s.path), "sha256_16": s.digest} for s in item.styles],
+        "config_hash": config_hash,
+        "item_hash": item.item_hash,
+        "seed": item.seed,
+        "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
+        "loss_curve": [round(x, 6) for x in result.loss_curve],
+        **result.info,
+    }
+
+
+class OutputWriter(L.Callback):
+    """Saves each `Stylized` with its sidecar and any PIL images in `artifacts['files']` beside it."""
+
+    def __init__(self, store: OutputStore | None = None, config_hash: str = ""):
+        self.store = store
+        self.config_hash = config_hash
+        self.written = 0
+
+    def bind(self, store: OutputStore, config_hash: str) -> None:
+        self.store, self.config_hash = store, config_hash
+
+    def on_predict_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                             batch_idx: int, dataloader_idx: int = 0) -> None:
+        assert self.store is not None, "OutputWriter.bind(store, config_hash) must be called before the run"
+        for result in outputs or []:
+            files = result.artifacts.get("files", {})
+            self.store.write(result.item.name, to_pil(result.image), sidecar(result, self.config_hash), files)
+            self.written += 1
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.store is not None:
+            log.info("Wrote %d output(s) to %s", self.written, self.store.images)

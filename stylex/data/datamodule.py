@@ -1,0 +1,178 @@
+"""Contents x references as Lightning data: one item per output image.
+
+`pairing: product` gives one item per (content, style) pair; `pairing: gallery` one item per content against
+every reference at once (StyleGallery's setting). Every input file is decoded once up front, so a bad file
+stops the run before any work starts; items already written with the same hash are skipped (resume).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from stylex.data.images import IMAGE_SUFFIXES, file_digest, load_image, resize, to_tensor
+from stylex.data.outputs import OutputStore
+from stylex.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageRef:
+    """An input image: where it is, its name in output file names, and its content hash."""
+
+    path: Path
+    name: str
+    digest: str
+
+
+@dataclass
+class Item:
+    """One output to produce: a content image and the references it is stylized with."""
+
+    name: str
+    content: ImageRef
+    styles: list[ImageRef]
+    item_hash: str
+    seed: int
+    content_image: Tensor | None = None  # [3,H,W] in [0,1], filled by the dataset
+    style_images: list[Tensor] = field(default_factory=list)
+
+    @property
+    def style_keys(self) -> list[str]:
+        """Identity of each reference, so a batch computes each reference's features once."""
+        return [s.digest for s in self.styles]
+
+
+def discover_images(spec: str | Sequence[str], role: str) -> list[Path]:
+    """A folder, one image, or a list of either -> image paths (sorted per folder)."""
+    entries = [spec] if isinstance(spec, (str, Path)) else list(spec)
+    if not entries or entries == [None] or entries == [""]:
+        raise ConfigError(f"data.{role} is not set. Pass a folder or image, e.g. `data.{role}=photos/`.")
+    paths: list[Path] = []
+    for entry in entries:
+        path = Path(str(entry)).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            skipped = [p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
+                       and not p.name.startswith(".")]
+            if skipped:
+                log.warning("data.%s: ignoring %d non-image file(s) in %s: %s", role, len(skipped), path,
+                            ", ".join(sorted(skipped)[:5]))
+            if not found:
+                raise InputError(f"data.{role}={path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)}). "
+                                 f"Point data.{role} at a folder of images or at one image file.")
+            paths += found
+        elif path.exists():
+            paths.append(path)
+        else:
+            raise InputError(f"data.{role}={path}: no such file or folder. Check the path; relative paths are "
+                             f"resolved from the directory you ran stylex in.")
+    return paths
+
+
+def unique_names(paths: list[Path], role: str) -> list[str]:
+    """File stems name the outputs; two inputs with one stem would overwrite each other's outputs."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen and seen[path.stem] != path:
+            raise InputError(f"data.{role}: {seen[path.stem]} and {path} share the name '{path.stem}', so their "
+                             f"outputs would collide. Rename one of them.")
+        seen[path.stem] = path
+    return [p.stem for p in paths]
+
+
+def check_images(paths: list[Path]) -> None:
+    """Decode every image once so a damaged file stops the run before any output is written."""
+    for path in paths:
+        load_image(path)
+
+
+class ItemDataset(Dataset):
+    def __init__(self, items: list[Item], resolution: int, content_resize: str, style_resize: str):
+        self.items = items
+        self.resolution = resolution
+        self.content_resize = content_resize
+        self.style_resize = style_resize
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Item:
+        item = self.items[index]
+        content = to_tensor(resize(load_image(item.content.path), self.resolution, self.content_resize))
+        styles = [to_tensor(resize(load_image(s.path), self.resolution, self.style_resize)) for s in item.styles]
+        return Item(item.name, item.content, item.styles, item.item_hash, item.seed, content, styles)
+
+
+def collate_items(items: list[Item]) -> list[Item]:
+    """Items stay a list: the method groups them by size and shares references itself."""
+    return items
+
+
+class StyleDataModule(L.LightningDataModule):
+    def __init__(self, content: Any, styles: Any, pairing: str = "product", resolution: int = 512,
+                 content_resize: str = "keep", style_resize: str = "squash", batch_size: int = 1,
+                 num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        if pairing not in ("product", "gallery"):
+            raise ConfigError(f"data.pairing={pairing!r} is not one of: product, gallery.")
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} must be at least 1.")
+        self.content, self.styles, self.pairing = content, styles, pairing
+        self.resolution, self.content_resize, self.style_resize = resolution, content_resize, style_resize
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.config_hash = ""
+        self.store: OutputStore | None = None
+        self.items: list[Item] | None = None
+        self.skipped: list[str] = []
+
+    def bind(self, store: OutputStore, config_hash: str) -> None:
+        """Where outputs go and the hash of everything that decides them (for resuming)."""
+        self.store, self.config_hash = store, config_hash
+
+    def prepare_items(self) -> list[Item]:
+        """Find, validate and pair the inputs; drop items already done. Idempotent."""
+        if self.items is not None:
+            return self.items
+        for value, name in ((self.content_resize, "content_resize"), (self.style_resize, "style_resize")):
+            if value not in ("keep", "squash"):
+                raise ConfigError(f"data.{name}={value!r} is not one of: keep, squash.")
+        content_paths = discover_images(self.content, "content")
+        style_paths = discover_images(self.styles, "styles")
+        check_images(content_paths + style_paths)
+        contents = [ImageRef(p, n, file_digest(p)) for p, n in zip(content_paths, unique_names(content_paths, "content"))]
+        styles = [ImageRef(p, n, file_digest(p)) for p, n in zip(style_paths, unique_names(style_paths, "styles"))]
+        if self.pairing == "product":
+            # style-major order: consecutive items (one batch) share a reference, computed once per step
+            groups = [(f"{c.name}__{s.name}", c, [s]) for s in styles for c in contents]
+        else:
+            gallery_name = Path(str(self.styles if isinstance(self.styles, (str, Path)) else "gallery")).name
+            groups = [(f"{c.name}__{gallery_name}", c, styles) for c in contents]
+        items = []
+        for index, (name, content, refs) in enumerate(groups):
+            digest = hashlib.sha256("|".join([self.config_hash, content.digest, *[r.digest for r in refs]]).encode())
+            item_seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{name}".encode()).digest()[:4], "little")
+            items.append(Item(name, content, refs, digest.hexdigest()[:16], item_seed))
+        if self.store is not None:
+            self.skipped = [i.name for i in items if self.store.is_done(i.name, i.item_hash)]
+            if self.skipped:
+                log.info("Resuming: %d of %d outputs are already done with this config and are skipped.",
+                         len(self.skipped), len(items))
+            items = [i for i in items if i.name not in set(self.skipped)]
+        self.items = items
+        return items
+
+    def setup(self, stage: str | None = None) -> None:
+        self.prepare_items()
+
+    def predict_dataloader(self) -> DataLoader:
+        dataset = ItemDataset(self.prepare_items(), self.resolution, self.content_resize, self.style_resize)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                          collate_fn=collate_items)

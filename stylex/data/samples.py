@@ -1,0 +1,27 @@
+"""The bundled sample images: read from the installed scikit-image package, never copied into the repo."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+SAMPLE_CONTENTS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
+SAMPLE_STYLES = ("hubble_deep_field.jpg", "ihc.png", "brick.png", "gravel.png")
+
+
+def samples_dir() -> Path:
+    import skimage
+
+    return Path(skimage.__file__).parent / "data"
+
+
+def sample_paths(which: str) -> list[str]:
+    """Paths of the bundled `content` or `styles` samples."""
+    names = {"content": SAMPLE_CONTENTS, "styles": SAMPLE_STYLES}[which]
+    return [str(samples_dir() / name) for name in names]
+
+
+def register_resolvers() -> None:
+    """`${stylex_samples:content}` / `${stylex_samples:styles}` in configs."""
+    if not OmegaConf.has_resolver("stylex_samples"):
+        OmegaConf.register_new_resolver("stylex_samples", sample_paths)

@@ -1,0 +1,127 @@
+"""Building the named metrics with their networks: the published weights, or tiny random nets (`smoke`).
+
+Networks are built once and shared (one VGG19 for CFSD, Gram and style score; one LPIPS net for LPIPS and
+ArtFID). Weight sources are config values `metrics.weights.<net>` (see weights.py for the accepted forms).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from stylex.errors import ConfigError
+from stylex.metrics import networks as nets
+from stylex.metrics.base import Metric
+from stylex.metrics.embedding_scores import CLIPImageScore, CLIPTextScore, DINOScore
+from stylex.metrics.fid import FID, ArtFID
+from stylex.metrics.lpips import LPIPS
+from stylex.metrics.vgg_metrics import CFSD, GramLoss, StyleScore
+
+METRICS = ("style", "gram", "fid", "lpips", "artfid", "cfsd", "dino", "clip_i", "clip_t")
+STYLEGALLERY_TABLE = ("style", "gram", "fid", "lpips", "artfid")
+HAM_TABLE = ("artfid", "lpips", "dino", "clip_i", "clip_t")
+
+DEFAULT_WEIGHTS: dict[str, str] = {
+    "vgg19": nets.VGG19_WEIGHTS,
+    "alexnet": nets.ALEXNET_WEIGHTS,
+    "lpips": nets.LPIPS_ALEX_WEIGHTS,
+    "inception": nets.FID_INCEPTION_WEIGHTS,
+    "art_inception": nets.ART_INCEPTION_WEIGHTS,
+    "dino": "facebook/dinov2-base",
+    "clip": "openai/clip-vit-large-patch14",
+}
+
+
+class _Networks:
+    """Lazily built, shared networks."""
+
+    def __init__(self, smoke: bool, seed: int, weights: Mapping[str, str], device: torch.device | str) -> None:
+        self.smoke, self.seed, self.device = smoke, seed, device
+        self.weights = {**DEFAULT_WEIGHTS, **dict(weights)}
+        self.cache: dict[str, Any] = {}
+
+    def _get(self, key: str, build: Any) -> Any:
+        if key not in self.cache:
+            self.cache[key] = build().to(self.device).eval()
+        return self.cache[key]
+
+    def src(self, key: str) -> str:
+        return self.weights[key]
+
+    def vgg(self) -> nets.VGG19:
+        if self.smoke:
+            return self._get("vgg19", lambda: nets.VGG19.tiny(self.seed))
+        return self._get("vgg19", lambda: nets.load_vgg19_weights(nets.VGG19(), self.src("vgg19")))
+
+    def lpips(self) -> nets.LPIPSNet:
+        if self.smoke:
+            return self._get("lpips", lambda: nets.LPIPSNet.tiny(self.seed))
+
+        def build() -> nets.LPIPSNet:
+            net = nets.LPIPSNet()
+            nets.load_alexnet_weights(net, self.src("alexnet"))
+            return nets.load_lpips_weights(net, self.src("lpips"))
+
+        return self._get("lpips", build)
+
+    def inception(self, art: bool) -> nets.InceptionV3:
+        key = "art_inception" if art else "inception"
+        if self.smoke:
+            variant, size, rng = ("torchvision", None, "[0,1]") if art else ("fid", 299, "[-1,1]")
+            return self._get(key, lambda: nets.InceptionV3.tiny(self.seed, variant=variant, input_size=size,
+                                                                input_range=rng))
+        if art:
+            return self._get(key, lambda: nets.load_art_inception_weights(nets.InceptionV3.for_art_fid(),
+                                                                          self.src(key)))
+        return self._get(key, lambda: nets.load_inception_weights(nets.InceptionV3(), self.src(key)))
+
+    def dino(self) -> Any:
+        from stylex.metrics.embedders import load_dino, tiny_dino
+
+        return self._get("dino", lambda: tiny_dino(self.seed) if self.smoke else load_dino(self.src("dino")))
+
+    def clip(self) -> Any:
+        from stylex.metrics.embedders import load_clip, tiny_clip
+
+        return self._get("clip", lambda: tiny_clip(self.seed) if self.smoke else load_clip(self.src("clip")))
+
+
+def build_metrics(names: Sequence[str] = STYLEGALLERY_TABLE, *, smoke: bool = False, seed: int = 0,
+                  weights: Mapping[str, str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None,
+                  device: torch.device | str = "cpu") -> dict[str, Metric]:
+    """{name: metric} in the order given. `options[name]` are keyword arguments of that metric's class
+    (e.g. {"cfsd": {"mode": "official"}, "style": {"grid": 4}, "clip_t": {"template": "..."}})."""
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metrics {unknown} in `metrics`; known: {', '.join(METRICS)}.")
+    opts = {k: dict(v) for k, v in (options or {}).items()}
+    bad = [k for k in opts if k not in METRICS]
+    if bad:
+        raise ConfigError(f"options for unknown metrics {bad}; known: {', '.join(METRICS)}.")
+    n = _Networks(smoke, seed, weights or {}, device)
+    out: dict[str, Metric] = {}
+    for name in names:
+        o = opts.get(name, {})
+        if name == "lpips":
+            out[name] = LPIPS(n.lpips(), **o)
+        elif name == "fid":
+            out[name] = FID(n.inception(art=False), **o)
+        elif name == "cfsd":
+            out[name] = CFSD(n.vgg(), **o)
+        elif name == "gram":
+            out[name] = GramLoss(n.vgg(), **o)
+        elif name == "style":
+            out[name] = StyleScore(n.vgg(), **o)
+        elif name == "dino":
+            out[name] = DINOScore(n.dino(), **o)
+        elif name == "clip_i":
+            out[name] = CLIPImageScore(n.clip(), **o)
+        elif name == "clip_t":
+            out[name] = CLIPTextScore(n.clip(), **o)
+    if "artfid" in names:
+        shared = out.get("lpips")
+        lp = shared if isinstance(shared, LPIPS) else LPIPS(n.lpips())
+        art = ArtFID(lp, FID(n.inception(art=True)), update_lpips=shared is None, **opts.get("artfid", {}))
+        out = {k: (art if k == "artfid" else out[k]) for k in names}
+    return out

@@ -1,0 +1,113 @@
+"""Pairing output images `{content}__{style}.png` with their content and style images by file stem.
+
+Every problem is collected and reported at once in one `InputError`: outputs whose name does not split into a
+known content stem and style stem, stems that match two files (`a.png` and `a.jpg`), and names that split more
+than one way. Nothing is guessed.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from stylex.errors import InputError
+
+SEPARATOR = "__"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class Pair:
+    output: Path
+    content: Path
+    style: Path
+    content_stem: str
+    style_stem: str
+    style_text: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.content_stem}{SEPARATOR}{self.style_stem}"
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def index_images(location: str | Path, role: str) -> dict[str, list[Path]]:
+    """stem -> image files, for a folder (not recursive) or a single image file."""
+    path = Path(location).expanduser()
+    if path.is_file():
+        if not _is_image(path):
+            raise InputError(f"the {role} image {path} is not an image file ({', '.join(IMAGE_SUFFIXES)}).")
+        return {path.stem: [path]}
+    if not path.is_dir():
+        raise InputError(f"the {role} folder {path} does not exist. Check the path given for the {role} images.")
+    index: dict[str, list[Path]] = {}
+    for file in sorted(path.iterdir()):
+        if _is_image(file):
+            index.setdefault(file.stem, []).append(file)
+    if not index:
+        raise InputError(f"the {role} folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    return index
+
+
+def _listing(problems: list[str]) -> str:
+    shown = [f"  - {p}" for p in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        shown.append(f"  - ... and {len(problems) - MAX_LISTED} more")
+    return "\n".join(shown)
+
+
+def pair_outputs(outputs: str | Path, contents: str | Path, styles: str | Path, *,
+                 texts: Mapping[str, str] | None = None) -> list[Pair]:
+    """All (output, content, style) triples, sorted by content then style stem.
+
+    `texts` maps style stems to a style text (CLIP-T); otherwise a `{style}.txt` beside the style image is read.
+    """
+    out_index = index_images(outputs, "output")
+    c_index, s_index = index_images(contents, "content"), index_images(styles, "style")
+    problems: list[str] = []
+    pairs: list[Pair] = []
+    for stem, files in sorted(out_index.items()):
+        if len(files) > 1:
+            problems.append(f"outputs {', '.join(f.name for f in files)} have the same name; keep one of them")
+            continue
+        splits = [(stem[:i], stem[i + len(SEPARATOR):]) for i in range(len(stem)) if stem.startswith(SEPARATOR, i)]
+        splits = [(c, s) for c, s in splits if c and s]
+        if not splits:
+            problems.append(f"output {files[0].name} is not named {{content}}{SEPARATOR}{{style}}.png")
+            continue
+        found = [(c, s) for c, s in splits if c in c_index and s in s_index]
+        if len(found) > 1:
+            ways = " or ".join(f"content '{c}' + style '{s}'" for c, s in found)
+            problems.append(f"output {files[0].name} can be read as {ways}; rename the content or style images "
+                            f"so that the names do not themselves contain '{SEPARATOR}'")
+            continue
+        if not found:
+            c, s = splits[0] if len(splits) == 1 else splits[0]
+            lacks = [f"content '{c}' in {contents}"] if c not in c_index else []
+            lacks += [f"style '{s}' in {styles}"] if s not in s_index else []
+            problems.append(f"output {files[0].name}: no {' and no '.join(lacks)}")
+            continue
+        (c, s), = found
+        ambiguous = [f"{role} '{st}' matches {', '.join(f.name for f in idx[st])}"
+                     for role, st, idx in (("content", c, c_index), ("style", s, s_index)) if len(idx[st]) > 1]
+        if ambiguous:
+            problems.append(f"output {files[0].name}: {'; '.join(ambiguous)}; keep one file per name")
+            continue
+        style_file = s_index[s][0]
+        text = texts.get(s) if texts is not None else None
+        sidecar = style_file.with_suffix(".txt")
+        if text is None and sidecar.is_file():
+            text = sidecar.read_text(encoding="utf-8").strip() or None
+        pairs.append(Pair(files[0], c_index[c][0], style_file, c, s, text))
+    if problems:
+        raise InputError(
+            f"{len(problems)} output image(s) in {outputs} cannot be paired with the content images in {contents} "
+            f"and the style images in {styles}:\n{_listing(problems)}\n"
+            f"Outputs must be named {{content}}{SEPARATOR}{{style}}.png after the file names (without extension) "
+            f"of one content and one style image: pass the folders the outputs were made from, or move the "
+            f"unrelated outputs away.")
+    return pairs

@@ -1,0 +1,104 @@
+"""A composed run config -> datamodule, method, callbacks, logger, trainer -> `trainer.predict`."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from stylex.errors import ConfigError, StylexError
+
+log = logging.getLogger("stylex")
+
+# Data settings that change which outputs exist, not what each output looks like.
+NON_RESULT_DATA_KEYS = ("content", "styles", "batch_size", "num_workers", "pairing")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of every setting that decides an output's pixels (method, backbone, preprocessing, seed)."""
+    data = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k not in NON_RESULT_DATA_KEYS}
+    method = OmegaConf.to_container(cfg.method, resolve=True)
+    method.pop("show_progress", None)
+    decisive = {"method": method, "data": data, "seed": cfg.seed,
+                "backbone": OmegaConf.to_container(cfg.backbone, resolve=True)}
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def instantiate(node: Any, what: str, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, with a bad option reported as the config error it is."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, StylexError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, StylexError):
+            raise cause from None
+        raise ConfigError(f"the `{what}` config could not be built: {str(exc).strip().splitlines()[-1]} "
+                          f"Check the option names with `python -m stylex.run --cfg job`.") from None
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    return [instantiate(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
+
+
+class _DropNoise(logging.Filter):
+    """Lightning's advertisements are not information about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage() and "LitLogger" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Route Lightning's messages through the one (Hydra-configured) root handler, once each."""
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DropNoise())
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def stylize(cfg: DictConfig) -> None:
+    """The whole run; returns when every item is written (or was already done)."""
+    import lightning as L
+
+    quiet_lightning()
+
+    from stylex.callbacks.writer import OutputWriter
+    from stylex.data.outputs import OutputStore
+
+    if cfg.get("print_config"):
+        log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+    L.seed_everything(cfg.seed, verbose=False)
+    store = OutputStore(cfg.paths.output_dir)
+    chash = config_hash(cfg)
+    datamodule = instantiate(cfg.data, "data")
+    datamodule.bind(store, chash)
+    items = datamodule.prepare_items()
+    if not items:
+        log.info("Nothing to do: all %d outputs in %s are done with this config.", len(datamodule.skipped), store.images)
+        return
+    log.info("%d output(s) to make -> %s", len(items), store.images)
+    method = instantiate(cfg.method, "method")
+    callbacks = [instantiate(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
+    for callback in callbacks:
+        if isinstance(callback, OutputWriter):
+            callback.bind(store, chash)
+    loggers = build_loggers(cfg)
+    for logger in loggers:
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash})
+    trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    trainer.predict(method, datamodule=datamodule, return_predictions=False)
+    for logger in loggers:
+        logger.finalize("success")

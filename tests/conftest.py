@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny random SD backbone and image files of every kind users have."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone():
+    from stylex.backbones.tiny import tiny_sd
+
+    return tiny_sd(seed=0)
+
+
+def write_image(path: Path, size: tuple[int, int] = (96, 80), mode: str = "RGB", seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    if mode != "RGB":
+        img = img.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+@pytest.fixture
+def image_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Two contents and two styles, small, as files."""
+    contents, styles = tmp_path / "photos", tmp_path / "paintings"
+    write_image(contents / "cat.png", (96, 64), seed=1)
+    write_image(contents / "dog.jpg", (64, 96), seed=2)
+    write_image(styles / "wave.png", (80, 80), seed=3)
+    write_image(styles / "stars.png", (100, 70), "L", seed=4)
+    return contents, styles
