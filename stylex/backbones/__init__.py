@@ -7,7 +7,7 @@ import torch
 
 from stylex.errors import ConfigError
 
-FAMILIES = ("sd",)
+FAMILIES = ("sd", "sd3")
 
 
 def load_backbone(family: str, model: str, dtype: str = "auto", tiny: bool = False,
@@ -21,4 +21,28 @@ def load_backbone(family: str, model: str, dtype: str = "auto", tiny: bool = Fal
         from stylex.backbones.sd import load_sd
 
         return load_sd(model, dtype=dtype, device=device, **kwargs)
+    if family == "sd3":
+        if tiny:
+            from stylex.backbones.sd3 import tiny_sd3
+
+            same = {k: kwargs[k] for k in ("t5", "shift") if kwargs.get(k) is not None}
+            return tiny_sd3(dtype=dtype, device=device, model=f"tiny-random-sd3 (stands in for {model})", **same)
+        from stylex.backbones.sd3 import load_sd3
+
+        return load_sd3(model, dtype=dtype, device=device, **kwargs)
     raise ConfigError(f"backbone.family={family!r} is not one of: {', '.join(FAMILIES)}.")
+
+
+def load_dino_model(model: str, tiny: bool = False, device: str | torch.device = "cpu") -> Any:
+    """DINOv2 for semantic region matching (tiny random with `tiny=true`)."""
+    from stylex.backbones.dino import freeze, load_dino, tiny_dino
+
+    return freeze(tiny_dino(), device) if tiny else load_dino(model, device=device)
+
+
+def load_depth_model(model: str, tiny: bool = False, device: str | torch.device = "cpu") -> Any:
+    """Depth Anything V2 for the regions' depth split-and-merge (tiny random with `tiny=true`)."""
+    from stylex.backbones.depth import load_depth, tiny_depth
+    from stylex.backbones.dino import freeze
+
+    return freeze(tiny_depth(), device) if tiny else load_depth(model, device=device)

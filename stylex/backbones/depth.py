@@ -27,7 +27,7 @@ def load_depth(
         AutoModelForDepthEstimation.from_pretrained,
         model_id,
         what="Depth Anything V2",
-        config_key="regions.depth.model",
+        config_key="method.depth.model",
     )
     return freeze(model, device, dtype)
 

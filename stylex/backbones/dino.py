@@ -7,7 +7,7 @@ then covers only the centre of the image that the masks describe (kept for repro
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +20,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 TokenMode = Literal["aligned", "official"]
+M = TypeVar("M", bound=torch.nn.Module)
 
 
-def freeze(model: torch.nn.Module, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+def freeze(model: M, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> M:
     """Eval mode, no gradients, on the requested device and dtype: these networks are feature extractors."""
     model = model.eval().requires_grad_(False)
     if device is not None or dtype is not None:
@@ -37,7 +38,7 @@ def load_dino(
     dtype: torch.dtype | None = None,
 ) -> Dinov2Model:
     """Load DINOv2 from a Hugging Face id or a local directory; missing weights raise WeightsError."""
-    model = load_pretrained(Dinov2Model.from_pretrained, model_id, what="DINOv2", config_key="matching.dino.model")
+    model = load_pretrained(Dinov2Model.from_pretrained, model_id, what="DINOv2", config_key="method.dino.model")
     return freeze(model, device, dtype)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from stylex.callbacks.visuals import wandb_objects
 from stylex.data.images import to_pil
 from stylex.methods.base import Stylized
 
@@ -92,6 +93,6 @@ class WandbVisualiser(L.Callback):
             steps = list(range(len(result.loss_curve)))
             payload[f"loss/{item.name}"] = wandb.plot.line_series(
                 xs=steps, ys=[result.loss_curve], keys=["loss"], title=f"loss: {item.name}", xname="iteration")
-        for key, value in result.artifacts.get("wandb", {}).items():
+        for key, value in wandb_objects(result, wandb).items():
             payload[f"{key}/{item.name}"] = value
         experiment.log(payload)

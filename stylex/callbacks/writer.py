@@ -6,6 +6,7 @@ from typing import Any
 
 import lightning as L
 
+from stylex.callbacks.visuals import render_files
 from stylex.data.images import to_pil
 from stylex.data.outputs import OutputStore
 from stylex.methods.base import Stylized
@@ -29,7 +30,7 @@ def sidecar(result: Stylized, config_hash: str) -> dict[str, Any]:
 
 
 class OutputWriter(L.Callback):
-    """Saves each `Stylized` with its sidecar and any PIL images in `artifacts['files']` beside it."""
+    """Saves each `Stylized` with its sidecar and its overlays (regions, attention) beside it."""
 
     def __init__(self, store: OutputStore | None = None, config_hash: str = ""):
         self.store = store
@@ -43,8 +44,8 @@ class OutputWriter(L.Callback):
                              batch_idx: int, dataloader_idx: int = 0) -> None:
         assert self.store is not None, "OutputWriter.bind(store, config_hash) must be called before the run"
         for result in outputs or []:
-            files = result.artifacts.get("files", {})
-            self.store.write(result.item.name, to_pil(result.image), sidecar(result, self.config_hash), files)
+            self.store.write(result.item.name, to_pil(result.image), sidecar(result, self.config_hash),
+                             render_files(result))
             self.written += 1
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -18,8 +18,8 @@ from stylex.metrics.fid import FID, ArtFID
 from stylex.metrics.lpips import LPIPS
 from stylex.metrics.vgg_metrics import CFSD, GramLoss, StyleScore
 
-METRICS = ("style", "gram", "fid", "lpips", "artfid", "cfsd", "dino", "clip_i", "clip_t")
-STYLEGALLERY_TABLE = ("style", "gram", "fid", "lpips", "artfid")
+METRICS = ("style_score", "gram", "fid", "lpips", "artfid", "cfsd", "dino", "clip_i", "clip_t")
+STYLEGALLERY_TABLE = ("style_score", "gram", "fid", "lpips", "artfid")
 HAM_TABLE = ("artfid", "lpips", "dino", "clip_i", "clip_t")
 
 DEFAULT_WEIGHTS: dict[str, str] = {
@@ -68,7 +68,8 @@ class _Networks:
     def inception(self, art: bool) -> nets.InceptionV3:
         key = "art_inception" if art else "inception"
         if self.smoke:
-            variant, size, rng = ("torchvision", None, "[0,1]") if art else ("fid", 299, "[-1,1]")
+            # tiny twins see 75 px (Inception's minimum) instead of 299: smoke runs check wiring, not values
+            variant, size, rng = ("torchvision", None, "[0,1]") if art else ("fid", 75, "[-1,1]")
             return self._get(key, lambda: nets.InceptionV3.tiny(self.seed, variant=variant, input_size=size,
                                                                 input_range=rng))
         if art:
@@ -91,7 +92,7 @@ def build_metrics(names: Sequence[str] = STYLEGALLERY_TABLE, *, smoke: bool = Fa
                   weights: Mapping[str, str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None,
                   device: torch.device | str = "cpu") -> dict[str, Metric]:
     """{name: metric} in the order given. `options[name]` are keyword arguments of that metric's class
-    (e.g. {"cfsd": {"mode": "official"}, "style": {"grid": 4}, "clip_t": {"template": "..."}})."""
+    (e.g. {"cfsd": {"mode": "official"}, "style_score": {"grid": 4}, "clip_t": {"template": "..."}})."""
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metrics {unknown} in `metrics`; known: {', '.join(METRICS)}.")
@@ -111,7 +112,7 @@ def build_metrics(names: Sequence[str] = STYLEGALLERY_TABLE, *, smoke: bool = Fa
             out[name] = CFSD(n.vgg(), **o)
         elif name == "gram":
             out[name] = GramLoss(n.vgg(), **o)
-        elif name == "style":
+        elif name == "style_score":
             out[name] = StyleScore(n.vgg(), **o)
         elif name == "dino":
             out[name] = DINOScore(n.dino(), **o)

@@ -110,10 +110,10 @@ class FID(Metric):
         self._result = None
 
     def update(self, batch: PairBatch) -> None:
-        self.update_fake(batch.stylized)
         if batch.style is None:
             raise InputError("FID compares stylized images with the style images, but none were given; "
                              "pass the style folder.")
+        self.update_fake(batch.stylized)
         ids = list(batch.style_ids) if batch.style_ids is not None else [None] * len(batch)
         keep = []
         for i, sid in enumerate(ids):

@@ -85,8 +85,13 @@ def pair_outputs(outputs: str | Path, contents: str | Path, styles: str | Path, 
             problems.append(f"output {files[0].name} can be read as {ways}; rename the content or style images "
                             f"so that the names do not themselves contain '{SEPARATOR}'")
             continue
+        if not found and len(splits) > 1:
+            tried = ", ".join(f"'{c}' + '{s}'" for c, s in splits)
+            problems.append(f"output {files[0].name}: no reading as content + style matches the folders "
+                            f"(tried {tried})")
+            continue
         if not found:
-            c, s = splits[0] if len(splits) == 1 else splits[0]
+            (c, s), = splits
             lacks = [f"content '{c}' in {contents}"] if c not in c_index else []
             lacks += [f"style '{s}' in {styles}"] if s not in s_index else []
             problems.append(f"output {files[0].name}: no {' and no '.join(lacks)}")

@@ -62,8 +62,14 @@ def resize_square(x: Tensor, size: int | None, mode: str) -> Tensor:
     return F.interpolate(x, size=(size, size), mode=mode, **align, **kwargs)
 
 
+INCEPTION_MIN_SIZE = 75  # below this Inception-v3's stride-2 convs and pools run out of pixels
+
+
 def inception_input(x: Tensor, size: int | None, value_range: str) -> Tensor:
-    """pytorch-fid: bilinear (no antialias, as F.interpolate there) to 299 and [-1, 1]; art_inception: as is."""
+    """pytorch-fid: bilinear (no antialias, as F.interpolate there) to 299 and [-1, 1]; art_inception: as is
+    (only images smaller than 75 px, which Inception cannot take, are enlarged to 75)."""
+    if size is None and min(x.shape[-2:]) < INCEPTION_MIN_SIZE:
+        size = INCEPTION_MIN_SIZE
     if size is not None and tuple(x.shape[-2:]) != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     if value_range == "[-1,1]":

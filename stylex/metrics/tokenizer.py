@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,14 @@ def write_tiny_clip_tokenizer_files(directory: str | Path) -> Path:
     return out
 
 
+@lru_cache(maxsize=1)
+def _default_dir() -> Path:
+    return write_tiny_clip_tokenizer_files(tempfile.mkdtemp(prefix="stylex-tiny-clip-tokenizer-"))
+
+
 def tiny_clip_tokenizer(dir: str | Path | None = None, max_length: int = 77) -> Any:  # noqa: A002
-    """A `transformers.CLIPTokenizer` over the tiny files, written to `dir` (a fresh temp dir when None)."""
+    """A `transformers.CLIPTokenizer` over the tiny files, written to `dir` (one temp dir per process when None)."""
     from transformers import CLIPTokenizer
 
-    directory = write_tiny_clip_tokenizer_files(dir if dir is not None else tempfile.mkdtemp(prefix="stylex-tok-"))
+    directory = write_tiny_clip_tokenizer_files(dir) if dir is not None else _default_dir()
     return CLIPTokenizer.from_pretrained(str(directory), model_max_length=max_length)

@@ -26,7 +26,7 @@ def _check(value: str, allowed: Sequence[str], key: str) -> str:
 # ---------------------------------------------------------------------------------------------- CFSD
 
 def patch_similarity_kl(content: Tensor, stylized: Tensor, mode: str = "default", temperature: float = 1.0,
-                        chunk: int = 1024) -> Tensor:
+                        chunk: int = 512) -> Tensor:
     """KL between the patch-similarity distributions of two feature maps [c, h, w] (same shape).
 
     Row i of a map's patch-similarity matrix is softmax_j(s(f_i, f_j)) over all positions j. Returns the KL
@@ -65,7 +65,7 @@ class CFSD(PerImageMetric):
     needs = "content"
 
     def __init__(self, vgg: VGG19, layer: str = "relu3_1", mode: str = "default", temperature: float = 1.0,
-                 chunk: int = 1024) -> None:
+                 chunk: int = 512) -> None:
         self.vgg, self.layer, self.temperature, self.chunk = vgg.eval(), layer, temperature, chunk
         self.mode = _check(mode, ("default", "official"), "metrics.cfsd.mode")
         super().__init__()
@@ -164,21 +164,22 @@ class StyleScore(PerImageMetric):
     matched similarity.
     """
 
-    name = "style"
+    name = "style_score"
     higher_is_better = True
     needs = "style"
 
     def __init__(self, vgg: VGG19, grid: int = 4, layers: Sequence[str] = STYLE_LAYERS, pool: str = "mean") -> None:
         if grid < 1:
-            raise ConfigError(f"metrics.style.grid={grid} must be at least 1.")
+            raise ConfigError(f"metrics.style_score.grid={grid} must be at least 1.")
         self.vgg, self.grid, self.layers = vgg.eval(), grid, tuple(layers)
-        self.pool = _check(pool, ("mean", "flatten"), "metrics.style.pool")
+        self.pool = _check(pool, ("mean", "flatten"), "metrics.style_score.pool")
         super().__init__()
 
     def describe_input(self) -> str:
         return (f"VGG19 {','.join(self.layers)} on a {self.grid}x{self.grid} grid of blocks, ImageNet mean/std, "
                 f"{self.pool}-pooled, Hungarian-matched")
 
+    @torch.no_grad()
     def similarity(self, stylized: Tensor, style: Tensor) -> Tensor:
         """[B, n, n] block-to-block similarities (n = grid²), averaged over layers."""
         dev = module_device(self.vgg)

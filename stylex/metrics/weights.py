@@ -28,9 +28,9 @@ StateDict = dict[str, Tensor]
 def missing_file_message(what: str, source: str, config_key: str, looked: str, get: str, detail: str = "") -> str:
     """The WeightsError text: which weights, where we looked, and the two ways to fix it."""
     name = Path(urlparse(source).path).name or "weights.pth"
-    msg = (f"Could not load the {what} weights from '{source}'. Looked in {looked}. To fix: {get}, "
-           f"then point `{config_key}=/path/to/{name}` at the local file; `debug=smoke` runs the metrics "
-           f"on tiny random networks instead.")
+    msg = (f"Could not load the {what} weights from '{source}'. Looked in {looked}. To fix: {get}; "
+           f"or point `{config_key}=/path/to/{name}` at a local copy of the file; `debug=smoke` runs the "
+           f"metrics on tiny random networks instead.")
     if detail:
         msg += f" (underlying error: {detail.strip().splitlines()[0][:300] if detail.strip() else detail})"
     return msg
@@ -80,7 +80,8 @@ def _from_hf(source: str, filename: str | None, what: str, config_key: str) -> P
     """The HF cache first (no network round trip for a file already there), then the hub unless offline."""
     repo_id, fname = split_hf_source(source, filename)
     get = f"download it once where there is internet (`hf download {repo_id} {fname}`) and copy the HF cache here"
-    looked = f"the Hugging Face hub (file {fname} of {repo_id}) and the cache at {hf_cache_dir()}"
+    cached = f"the cache at {hf_cache_dir()}"
+    looked = f"the Hugging Face hub (file {fname} of {repo_id}) and {cached}"
     from huggingface_hub import hf_hub_download
 
     try:
@@ -88,7 +89,7 @@ def _from_hf(source: str, filename: str | None, what: str, config_key: str) -> P
     except Exception as exc:  # not cached (or a bad id)
         if offline():
             raise WeightsError(missing_file_message(what, f"{repo_id}/{fname}", config_key,
-                                                    looked.replace("hub", "hub (offline: not asked)"), get,
+                                                    f"{cached} (offline: the hub was not asked)", get,
                                                     str(exc))) from exc
     try:
         return Path(hf_hub_download(repo_id, fname))
@@ -177,8 +178,8 @@ def load_into(module: nn.Module, state: Mapping[str, Tensor], *, what: str, sour
 
 def load_weights(module: nn.Module, source: str | Path, *, what: str, config_key: str, filename: str | None = None,
                  ignore: Iterable[str] = (), rename: Callable[[str], str] | None = None) -> nn.Module:
-    """resolve_weight_file + read_state_dict + load_into; returns the module in eval mode."""
+    """resolve_weight_file + read_state_dict + load_into; returns the module frozen, in eval mode."""
     path = resolve_weight_file(source, what=what, config_key=config_key, filename=filename)
     state = read_state_dict(path, what=what, config_key=config_key)
     load_into(module, state, what=what, source=str(source), config_key=config_key, ignore=ignore, rename=rename)
-    return module.eval()
+    return module.eval().requires_grad_(False)

@@ -14,8 +14,10 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
+from stylex.errors import ConfigError
 from stylex.regions.refine import relabel_consecutive
 
 
@@ -59,14 +61,22 @@ def cluster_features(
     max_iter: int = 64,
     seed: int = 0,
     silhouette_sample_size: int | None = 8192,
+    n_threads: int | None = 1,
 ) -> Clustering:
     """Cluster the pixels of `F_mix` [C,h,w] into k ∈ [min_k, max_k] regions, k chosen by silhouette.
+
+    min_k below 2 counts as 2 (a silhouette needs two clusters); max_k < 2 or min_k > max_k is a ConfigError.
 
     Silhouette is Euclidean in PCA space; above `silhouette_sample_size` pixels it is computed on a sample
     drawn with `seed` (deterministic; None = always exact). A request for more regions than there are
     pixels or distinct pixels is clamped with a `RegionWarning`; an input with a single distinct pixel value
     (a flat-colour image) yields one region, also with a `RegionWarning` (`Clustering.single_region`).
+    `n_threads` caps the OpenMP/BLAS threads of scikit-learn (None: its default). One thread is the default:
+    on a few thousand pixels, thread start-up and contention with torch's own OpenMP pool cost far more than
+    they save (10–50x slower on a busy 2-core machine), and one thread is bit-for-bit reproducible.
     """
+    if max_k < 2 or min_k > max_k:
+        raise ConfigError(f"region counts need 2 <= max_k and min_k <= max_k; got min_k={min_k}, max_k={max_k}")
     if F_mix.dim() == 4 and F_mix.shape[0] == 1:
         F_mix = F_mix[0]
     if F_mix.dim() != 3:
@@ -75,7 +85,6 @@ def cluster_features(
     z = zscore_rows(F_mix)
     n = z.shape[0]
     n_distinct = int(np.unique(z, axis=0).shape[0])
-    single = Clustering(torch.zeros(h, w, dtype=torch.long), 1, {})
 
     upper = min(max_k, n_distinct, n - 1)  # silhouette needs 2 <= k <= n − 1
     if upper < 2:
@@ -85,7 +94,7 @@ def cluster_features(
             RegionWarning,
             stacklevel=2,
         )
-        return single
+        return Clustering(torch.zeros(h, w, dtype=torch.long), 1, {})
     if upper < max_k:
         warnings.warn(
             f"asked for up to {max_k} regions but the feature map has {n} pixels and {n_distinct} distinct "
@@ -95,6 +104,26 @@ def cluster_features(
         )
     lower = min(max(min_k, 2), upper)
 
+    if n_threads is None:
+        return _search_k(z, h, w, lower, upper, pca_dims, n_init, max_iter, seed, silhouette_sample_size)
+    with threadpool_limits(limits=n_threads):
+        return _search_k(z, h, w, lower, upper, pca_dims, n_init, max_iter, seed, silhouette_sample_size)
+
+
+def _search_k(
+    z: np.ndarray,
+    h: int,
+    w: int,
+    lower: int,
+    upper: int,
+    pca_dims: int,
+    n_init: int,
+    max_iter: int,
+    seed: int,
+    silhouette_sample_size: int | None,
+) -> Clustering:
+    """PCA, then K-means for each k in lower..upper; keep the k with the best silhouette."""
+    n = z.shape[0]
     n_comp = min(pca_dims, n, z.shape[1])
     pts = PCA(n_components=n_comp, svd_solver="full", random_state=seed).fit_transform(z)
     sample = silhouette_sample_size if silhouette_sample_size is not None and n > silhouette_sample_size else None
@@ -111,8 +140,8 @@ def cluster_features(
         scores[k] = float(silhouette_score(pts, lab, metric="euclidean", sample_size=sample, random_state=seed))
         labels_by_k[k] = lab
     if not scores:
-        warnings.warn("K-means found no split of the feature map; using a single region", RegionWarning, stacklevel=2)
-        return single
+        warnings.warn("K-means found no split of the feature map; using a single region", RegionWarning, stacklevel=3)
+        return Clustering(torch.zeros(h, w, dtype=torch.long), 1, {})
     best_k = max(scores, key=lambda k: (scores[k], -k))  # best silhouette; ties go to the smaller k
     labels = relabel_consecutive(torch.from_numpy(labels_by_k[best_k]).to(torch.long)).reshape(h, w)
     return Clustering(labels, int(labels.max()) + 1, scores)

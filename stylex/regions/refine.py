@@ -1,8 +1,9 @@
 """Region refinement after clustering (METHODS.md 2.1, steps 5–8): merge, depth split-and-merge, clean-up,
 user masks, and moving maps onto the latent grid.
 
-Every function takes and returns a label map ([h,w] integer tensor) and returns labels renumbered 0..n−1 in
-order of first appearance in raster order, so that the same partition always gets the same numbers.
+Label maps are [h,w] integer tensors. The merge, split and clean-up steps return labels renumbered 0..n−1 in
+order of first appearance in raster order, so that the same partition always gets the same numbers
+(`apply_user_mask` numbers the user's regions last; see there).
 """
 from __future__ import annotations
 
@@ -154,7 +155,9 @@ def depth_split_merge(
     """
     labels = relabel_consecutive(labels)
     if tuple(depth.shape) != tuple(labels.shape):
-        raise ValueError(f"depth {tuple(depth.shape)} is not on the label grid {tuple(labels.shape)}; resize_depth first")
+        raise ValueError(
+            f"depth {tuple(depth.shape)} is not on the label grid {tuple(labels.shape)}; use resize_depth first"
+        )
     d = normalize_depth(depth)
     out = labels.clone()
     next_id = int(labels.max()) + 1

@@ -100,7 +100,9 @@ def test_score_table_carries_the_terms():
     g = torch.Generator().manual_seed(0)
 
     def desc(n):
-        return RegionDescriptors(torch.randn(n, 4, generator=g), torch.randn(n, 3, generator=g), torch.rand(n, 3, generator=g))
+        return RegionDescriptors(
+            torch.randn(n, 4, generator=g), torch.randn(n, 3, generator=g), torch.rand(n, 3, generator=g)
+        )
 
     table = match_scores(desc(3), [desc(2), desc(4)])
     matches = assign(table)
@@ -108,6 +110,6 @@ def test_score_table_carries_the_terms():
     for m in matches:
         col = table.column(m.reference, m.style_region)
         assert m.score == pytest.approx(float(table.score[m.content_region].max()))
-        assert (m.stat, m.sem, m.geo) == pytest.approx(
-            (float(table.stat[m.content_region, col]), float(table.sem[m.content_region, col]), float(table.geo[m.content_region, col]))
-        )
+        c = m.content_region
+        terms = (float(table.stat[c, col]), float(table.sem[c, col]), float(table.geo[c, col]))
+        assert (m.stat, m.sem, m.geo) == pytest.approx(terms)

@@ -79,9 +79,10 @@ def test_stat_official_variance_is_over_the_zero_padded_map():
 
 
 def test_overlap_1d_multiple_and_non_multiple():
-    torch.testing.assert_close(overlap_1d(4, 2), torch.tensor([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]], dtype=torch.float64))
-    # 3 cells over 2 patches: patch 0 = [0, 1/2] holds cell 0 entirely (2/3 of it) and 1/3 of its length from cell 1
-    torch.testing.assert_close(overlap_1d(3, 2), torch.tensor([[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]], dtype=torch.float64))
+    f64 = torch.float64
+    torch.testing.assert_close(overlap_1d(4, 2), torch.tensor([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]], dtype=f64))
+    # 3 cells over 2 patches: patch 0 = [0, 1/2] is 2/3 cell 0 and 1/3 cell 1 (fractions of the patch's length)
+    torch.testing.assert_close(overlap_1d(3, 2), torch.tensor([[2 / 3, 1 / 3, 0], [0, 1 / 3, 2 / 3]], dtype=f64))
     assert torch.allclose(overlap_1d(7, 5).sum(dim=1), torch.ones(5, dtype=torch.float64))
 
 

@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from stylex.backbones.dino import IMAGENET_MEAN, IMAGENET_STD, aligned_size, load_dino, patch_tokens, prepare_images, tiny_dino
+from stylex.backbones.dino import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    aligned_size,
+    load_dino,
+    patch_tokens,
+    prepare_images,
+    tiny_dino,
+)
 from stylex.errors import WeightsError
 
 
@@ -51,7 +59,7 @@ def test_tiny_dino_is_seeded():
 
 
 def test_missing_local_weights_raise_weights_error(tmp_path):
-    with pytest.raises(WeightsError, match="matching.dino.model"):
+    with pytest.raises(WeightsError, match="method.dino.model"):
         load_dino(str(tmp_path / "no-such-model"))
 
 

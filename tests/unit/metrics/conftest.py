@@ -1,6 +1,8 @@
 """Tiny random networks and small images shared by the metric tests (nothing downloads)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -35,8 +37,8 @@ def other_images() -> torch.Tensor:
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No test may touch the network or a real weight cache."""
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test may touch the network or a real weight cache; one thread per test."""
     monkeypatch.setenv("STYLEX_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     try:
@@ -45,7 +47,9 @@ def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     except ImportError:  # pragma: no cover
         pass
-    old = torch.hub.get_dir()
+    old, threads = torch.hub.get_dir(), torch.get_num_threads()
     torch.hub.set_dir(str(tmp_path_factory.mktemp("torch_hub")))
+    torch.set_num_threads(1)  # tiny networks gain nothing from threads, and 2 cores may be shared
     yield
+    torch.set_num_threads(threads)
     torch.hub.set_dir(old)

@@ -3,6 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
+from stylex.errors import ConfigError
 from stylex.regions.cluster import RegionWarning, cluster_features
 
 
@@ -97,3 +98,16 @@ def test_nan_features_are_rejected():
     f[0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         cluster_features(f)
+
+
+def test_inconsistent_region_counts_are_config_errors():
+    f = planted_features(planted_map(3))
+    with pytest.raises(ConfigError, match="min_k=5, max_k=3"):
+        cluster_features(f, min_k=5, max_k=3)
+    with pytest.raises(ConfigError):
+        cluster_features(f, max_k=1)
+
+
+def test_min_k_forces_more_regions():
+    result = cluster_features(planted_features(planted_map(3), seed=4), min_k=5, max_k=6)
+    assert result.k >= 5 and set(result.silhouette_by_k) == {5, 6}

@@ -37,7 +37,7 @@ def test_minmax_per_image():
 
 
 def test_missing_local_weights_raise_weights_error(tmp_path):
-    with pytest.raises(WeightsError, match="regions.depth.model"):
+    with pytest.raises(WeightsError, match="method.depth.model"):
         load_depth(str(tmp_path / "no-such-model"))
 
 

@@ -1,0 +1,331 @@
+"""StyleGallery (CVPR 2026), METHODS.md section 2: regions, multi-dimensional matching, regional style loss.
+
+Stage 1 (regions) and the descriptors of stage 2 are computed once per image and cached by content; stage 3
+optimises the content's normalised inverted noise so that, in the last six self-attention layers, each content
+region attends like its matched style region: the target for pair (i, r, j) is softmax(s·Q[i] K_r[j]ᵀ/√d) V_r[j]
+with queries only from region i and keys/values only from region j (true sparse attention).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylex.cache import ArtifactCache
+from stylex.diffusion.attention import sdpa
+from stylex.diffusion.ddim import ddim_timesteps
+from stylex.errors import ConfigError
+from stylex.matching import Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides
+from stylex.methods.base import AttentionDistillationBase, Group, Stylized, Timer, optimise_latents
+from stylex.regions.extract import RegionParams, extract_regions
+
+log = logging.getLogger(__name__)
+
+MASK_MODES = ("sparse", "zero")
+INITS = ("inverted", "content")
+
+
+@dataclass(frozen=True)
+class MatchingParams:
+    """Stage-2 settings (METHODS.md 2.2). `stat`/`dino_mode`/`geometry` hold the official-code switches."""
+
+    stat: str = "mean_std"  # | official (random 8-layer transformer; reproduction only)
+    dino_mode: str = "aligned"  # | official (resize 256 + centre crop 224, misaligned with the masks)
+    geometry: str = "centroid"  # | min_enclosing
+    min_overlap: float = 0.01
+    w_stat: float = 0.25
+    w_sem: float = 1.0
+    w_geo: float = 0.125
+    assignment: str = "many_to_one"  # | hungarian
+    min_score: float | None = None  # below it a content region uses the global AD loss over all references
+    overrides: dict | None = None  # {content name: {content region: [reference name or index, region]}}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "MatchingParams":
+        try:
+            return cls(**config)
+        except TypeError as exc:
+            raise ConfigError(f"method.matching: {exc}. Known options: {', '.join(cls.__dataclass_fields__)}.") from None
+
+
+def tensor_digest(image: Tensor) -> str:
+    """Hash of the preprocessed pixels: the cache key covers resizing as well as the file's bytes."""
+    return hashlib.sha256(image.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()[:24]
+
+
+def normalised_noise(x_T: Tensor, eps: float = 1e-8) -> Tensor:
+    """(x − mean_c) / (std_c + eps) per pixel across the latent channels (the published init)."""
+    return (x_T - x_T.mean(dim=-3, keepdim=True)) / (x_T.std(dim=-3, keepdim=True) + eps)
+
+
+def layer_grid(n_tokens: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
+    """The (h, w) token grid of an attention layer with `n_tokens` tokens over a latent of size latent_hw."""
+    h, w = latent_hw
+    factor = round((h * w / n_tokens) ** 0.5)
+    if (h // factor) * (w // factor) != n_tokens:
+        raise ValueError(f"{n_tokens} tokens do not tile a {h}x{w} latent")
+    return h // factor, w // factor
+
+
+def labels_at(labels: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Nearest-neighbour label map on a layer's grid, flattened to its token order."""
+    if tuple(labels.shape) == grid:
+        return labels.flatten()
+    return F.interpolate(labels[None, None].float(), size=grid, mode="nearest")[0, 0].long().flatten()
+
+
+def regional_target(q: Tensor, k: Tensor, v: Tensor, q_idx: Tensor, kv_mask: Tensor, temperature: float,
+                    mask_mode: str = "sparse") -> Tensor:
+    """Target attention of one matched pair at one layer, for the queries `q_idx` of the content region.
+
+    sparse: softmax over the style region's keys only. zero (official): Q, K, V are multiplied by the 0/1
+    masks, so every zeroed key still takes weight exp(0) in the softmax and dilutes the target.
+    q [H,N,d]; k, v [H,M,d]; kv_mask [M] bool. Returns [H, len(q_idx), d].
+    """
+    q_i = q[:, q_idx]
+    if mask_mode == "sparse":
+        return sdpa(q_i[None], k[:, kv_mask][None], v[:, kv_mask][None], temperature)[0]
+    m = kv_mask.to(k.dtype)[None, :, None]
+    return sdpa(q_i[None], (k * m)[None], (v * m)[None], temperature)[0]
+
+
+class StyleGallery(AttentionDistillationBase):
+    name = "stylegallery"
+
+    def __init__(self, backbone: Callable[..., Any] | None = None, dino: Callable[..., Any] | None = None,
+                 depth: Callable[..., Any] | None = None, regions: dict | None = None, matching: dict | None = None,
+                 layers: tuple[str, ...] = ("up_blocks.2", "up_blocks.3"), num_steps: int = 150,
+                 iters_per_step: int = 1, lr: float = 0.05, temperature: float = 1.5, content_weight: float = 0.26,
+                 mask_mode: str = "sparse", init: str = "inverted", fallback_temperature: float = 1.0,
+                 prompt: str = "", cache_dir: str | None = None, user_masks: str | None = None,
+                 visualise: dict | None = None, seed: int = 0, show_progress: bool = True):
+        super().__init__(backbone, layers, prompt, seed, show_progress)
+        if mask_mode not in MASK_MODES:
+            raise ConfigError(f"method.mask_mode={mask_mode!r} is not one of: {', '.join(MASK_MODES)}.")
+        if init not in INITS:
+            raise ConfigError(f"method.init={init!r} is not one of: {', '.join(INITS)}.")
+        self.region_params = RegionParams.from_config(dict(regions or {}))
+        self.matching = MatchingParams.from_config(dict(matching or {}))
+        self._dino_factory, self._depth_factory = dino, depth
+        self.dino: Any = None
+        self.depth: Any = None
+        self.num_steps, self.iters_per_step, self.lr = num_steps, iters_per_step, lr
+        self.temperature, self.content_weight, self.mask_mode = temperature, content_weight, mask_mode
+        self.init, self.fallback_temperature = init, fallback_temperature
+        self.cache = ArtifactCache(cache_dir)
+        self.user_masks = Path(user_masks).expanduser() if user_masks else None
+        self.visualise = {"layer": -1, "step": 0.5, **(visualise or {})}
+
+    # -- models ------------------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        device = self.backbone.device
+        if self.dino is None and self._dino_factory is not None:
+            self.dino = self._dino_factory(device=device)
+        if self.depth is None and self._depth_factory is not None and self.region_params.depth_enabled:
+            self.depth = self._depth_factory(device=device)
+
+    def timesteps(self) -> list[int]:
+        """The optimisation's timestep list (DDIM grid); accelerated variants take theirs from a scheduler."""
+        return ddim_timesteps(self.backbone.scheduler_config, self.num_steps)
+
+    # -- stages 1 and 2 ----------------------------------------------------------------------------------
+    def user_mask(self, content_name: str) -> Tensor | None:
+        """A label image `{user_masks}/{content name}.png` (0 = keep the automatic regions), if there is one."""
+        if self.user_masks is None:
+            return None
+        path = self.user_masks / f"{content_name}.png"
+        if not path.exists():
+            return None
+        import numpy as np
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                return torch.from_numpy(np.asarray(img.convert("L"), dtype=np.int64))
+        except OSError as exc:
+            from stylex.errors import InputError
+
+            raise InputError(f"{path}: the user mask cannot be read ({exc}). Save it as a PNG label image.") from None
+
+    def analyse(self, image: Tensor, user_mask: Tensor | None = None) -> dict[str, Any]:
+        """Regions and descriptors of one image, from the cache when nothing that decides them changed."""
+        from stylex.backbones.dino import patch_tokens
+
+        parts = {"image": tensor_digest(image), "model": self.backbone.model_id,
+                 "user_mask": None if user_mask is None else tensor_digest(user_mask),
+                 "regions": self.region_params.as_dict(), "depth": getattr(self.depth, "name_or_path", None),
+                 "dino": getattr(getattr(self.dino, "config", None), "_name_or_path", None),
+                 "matching": {k: v for k, v in asdict(self.matching).items()
+                              if k in ("stat", "dino_mode", "geometry", "min_overlap")}}
+
+        def compute() -> dict[str, Any]:
+            regions = extract_regions(self.backbone, image.to(self.backbone.device), self.region_params,
+                                      self.depth if self.region_params.depth_enabled else None, user_mask)
+            tokens = patch_tokens(self.dino, image[None], self.matching.dino_mode)[0].cpu()
+            desc = describe_regions(regions.F_mix, tokens, regions.labels, stat=self.matching.stat,
+                                    geometry=self.matching.geometry, min_overlap=self.matching.min_overlap,
+                                    seed=self.region_params.seed)
+            return {"latent": regions.latent, "x_T": regions.x_T, "labels": regions.labels, "k": regions.k,
+                    "notes": regions.notes, "stat": desc.stat, "sem": desc.sem, "geo": desc.geo}
+
+        return self.cache.get_or_compute("stage1", parts, compute)
+
+    def match(self, item_name: str, content: dict[str, Any], refs: list[dict[str, Any]],
+              ref_names: list[str]) -> tuple[list[Match], Any]:
+        m = self.matching
+        describe = lambda a: RegionDescriptors(a["stat"], a["sem"], a["geo"])  # noqa: E731
+        table = match_scores(describe(content), [describe(r) for r in refs], m.w_stat, m.w_sem, m.w_geo)
+        overrides = self.overrides_for(item_name.split("__")[0], ref_names, content, refs)
+        return assign(table, mode=m.assignment, min_score=m.min_score, overrides=overrides), table
+
+    def overrides_for(self, content_name: str, ref_names: list[str], content: dict, refs: list[dict]) -> dict:
+        raw = (self.matching.overrides or {}).get(content_name)
+        if not raw:
+            return {}
+        resolved = {}
+        for region, (ref, style_region) in dict(raw).items():
+            ref_index = ref_names.index(ref) if isinstance(ref, str) and ref in ref_names else ref
+            resolved[region] = (ref_index, style_region)
+        return parse_overrides(resolved, int(content["labels"].max()) + 1,
+                               [int(r["labels"].max()) + 1 for r in refs])
+
+    # -- stage 3 -----------------------------------------------------------------------------------------
+    def pair_tokens(self, plan: dict[str, Any], layer: str, content_grid: tuple[int, int],
+                    style: list[dict[str, dict[str, Tensor]]]) -> list[tuple[Match, Tensor, Tensor | None]]:
+        """Per match at one layer: the content region's token indices and the style region's key mask
+        (None for a fallback match). Regions that vanish at this layer's resolution are left out."""
+        cache = plan.setdefault("tokens", {})
+        if layer not in cache:
+            content_tokens = labels_at(plan["content_labels"], content_grid)
+            pairs = []
+            for match in plan["matches"]:
+                q_idx = (content_tokens == match.content_region).nonzero().flatten()
+                kv_mask = None
+                if not match.fallback:
+                    ref_labels = plan["ref_labels"][match.reference]
+                    n_keys = style[plan["ref_ids"][match.reference]][layer]["k"].shape[2]
+                    kv_mask = labels_at(ref_labels, layer_grid(n_keys, tuple(ref_labels.shape))) == match.style_region
+                if q_idx.numel() and (kv_mask is None or kv_mask.any()):
+                    pairs.append((match, q_idx, kv_mask))
+            cache[layer] = pairs
+        return cache[layer]
+
+    def regional_loss(self, latent: Tensor, t: int, refs: dict[str, Any], plans: list[dict[str, Any]]) -> Tensor:
+        """L_RSL + λ_c·L_GCL per image (METHODS.md 2.3)."""
+        student = self.record(latent, t, ("q", "out"))
+        style = refs["style"]
+        total = latent.new_zeros(latent.shape[0])
+        for layer in self.layers:
+            q_all, out_all = student[layer]["q"], student[layer]["out"]
+            grid = layer_grid(q_all.shape[2], tuple(latent.shape[-2:]))
+            for b, plan in enumerate(plans):
+                q, out = q_all[b].detach(), out_all[b]
+                for match, q_idx, kv_mask in self.pair_tokens(plan, layer, grid, style):
+                    with torch.no_grad():
+                        if kv_mask is None:  # below min_score: the global AD loss over all references
+                            ks = torch.cat([style[r][layer]["k"][0] for r in plan["ref_ids"]], dim=1)
+                            vs = torch.cat([style[r][layer]["v"][0] for r in plan["ref_ids"]], dim=1)
+                            target = sdpa(q[:, q_idx][None], ks[None], vs[None], self.fallback_temperature)[0]
+                        else:
+                            rec = style[plan["ref_ids"][match.reference]][layer]
+                            target = regional_target(q, rec["k"][0], rec["v"][0], q_idx, kv_mask, self.temperature,
+                                                     self.mask_mode)
+                    total[b] = total[b] + (out[:, q_idx].float() - target.float()).abs().mean()
+            content_q = refs["content_q"][layer]
+            total = total + self.content_weight * (q_all.float() - content_q.float()).abs().flatten(1).mean(1)
+        return total
+
+    def stylize(self, group: Group) -> list[Stylized]:
+        bb = self.backbone
+        timer = Timer()
+        with timer.phase("regions"):
+            contents = [self.analyse(image, self.user_mask(item.content.name))
+                        for image, item in zip(group.contents, group.items)]
+            references = [self.analyse(image) for image in group.references]
+        plans = []
+        with timer.phase("matching"):
+            for b, item in enumerate(group.items):
+                refs = [references[i] for i in group.ref_index[b]]
+                matches, table = self.match(item.name, contents[b], refs, [s.name for s in item.styles])
+                plans.append({"matches": matches, "table": table, "ref_ids": group.ref_index[b],
+                              "content_labels": contents[b]["labels"].to(bb.device),
+                              "ref_labels": [r["labels"].to(bb.device) for r in refs]})
+        content_latents = torch.stack([c["latent"] for c in contents]).to(bb.device)
+        ref_latents = [r["latent"].to(bb.device) for r in references]
+        timesteps = self.timesteps()
+
+        def reference_features(t: int) -> dict[str, Any]:
+            content = self.record(content_latents, t, ("q",))
+            return {"style": self.record_references(ref_latents, t, ("k", "v")),
+                    "content_q": {layer: content[layer]["q"] for layer in self.layers}}
+
+        if self.init == "inverted":
+            init = normalised_noise(torch.stack([c["x_T"] for c in contents]).to(bb.device))
+        else:
+            init = content_latents
+        desc, show = self.progress(group)
+        with timer.phase("optimise"):
+            latent, curves = optimise_latents(init, timesteps, self.lr, self.iters_per_step, reference_features,
+                                              lambda x, t, r: self.regional_loss(x, t, r, plans), desc, show)
+        with timer.phase("decode"), torch.no_grad():
+            images = bb.decode(latent).cpu()
+        with timer.phase("attention_map"):
+            attention = self.attention_maps(latent, timesteps, ref_latents, plans)
+        per_image = {k: v / len(group.items) for k, v in timer.seconds.items()}
+        results = []
+        for b, item in enumerate(group.items):
+            plan = plans[b]
+            rows = match_rows(plan["matches"], [s.name for s in item.styles])
+            info = {**self.describe(), "timesteps": timesteps, "iters_per_step": self.iters_per_step, "lr": self.lr,
+                    "content_weight": self.content_weight, "mask_mode": self.mask_mode, "init": self.init,
+                    "regions": {"content": int(plan["content_labels"].max()) + 1,
+                                "references": [int(lab.max()) + 1 for lab in plan["ref_labels"]],
+                                "notes": contents[b]["notes"] + [n for r in group.ref_index[b] for n in references[r]["notes"]]},
+                    "matches": rows, "cache": {"hits": self.cache.hits, "misses": self.cache.misses}}
+            artifacts = {"regions": {"content": plan["content_labels"].cpu(),
+                                     "references": [lab.cpu() for lab in plan["ref_labels"]]},
+                         "matches": rows, "attention": attention[b]}
+            results.append(Stylized(item, images[b], curves[b].tolist(), dict(per_image), info, artifacts))
+        return results
+
+    @torch.no_grad()
+    def attention_maps(self, latent: Tensor, timesteps: list[int], ref_latents: list[Tensor],
+                       plans: list[dict[str, Any]]) -> list[dict[int, Tensor]]:
+        """Per image and used reference: the attention each reference token receives from the matched content
+        regions (mean over heads and queries) at the configured layer and timestep, on the layer's grid."""
+        layer = self.layers[self.visualise["layer"]] if isinstance(self.visualise["layer"], int) else self.visualise["layer"]
+        if layer not in self.layers:
+            raise ConfigError(f"method.visualise.layer={layer!r} is not one of the optimised layers {self.layers}.")
+        t = timesteps[min(len(timesteps) - 1, int(self.visualise["step"] * len(timesteps)))]
+        student = self.record(latent, t, ("q",))[layer]["q"]
+        style = self.record_references(ref_latents, t, ("k",))
+        grid = layer_grid(student.shape[2], tuple(latent.shape[-2:]))
+        maps = []
+        for b, plan in enumerate(plans):
+            per_ref: dict[int, Tensor] = {}
+            for match, q_idx, kv_mask in self.pair_tokens(plan, layer, grid, style):
+                if kv_mask is None:
+                    continue
+                k = style[plan["ref_ids"][match.reference]][layer]["k"][0]
+                ref_grid = layer_grid(k.shape[1], tuple(plan["ref_labels"][match.reference].shape))
+                logits = self.temperature * student[b][:, q_idx] @ k[:, kv_mask].transpose(-1, -2) * k.shape[-1] ** -0.5
+                weights = torch.zeros(k.shape[1], device=k.device)
+                weights[kv_mask] = logits.softmax(-1).mean(dim=(0, 1)) * q_idx.numel()
+                acc = per_ref.setdefault(match.reference, torch.zeros(ref_grid, device=k.device))
+                acc += weights.reshape(ref_grid)
+            maps.append({r: (m / m.max().clamp_min(1e-12)).cpu() for r, m in per_ref.items()})
+        return maps
+
+
+def match_rows(matches: list[Match], ref_names: list[str]) -> list[dict[str, Any]]:
+    """The match table: content region -> reference, region, score and its three terms."""
+    return [{"content_region": m.content_region, "reference": ref_names[m.reference], "style_region": m.style_region,
+             "score": round(m.score, 4), "stat": round(m.stat, 4), "sem": round(m.sem, 4), "geo": round(m.geo, 4),
+             "fallback": m.fallback, "how": m.how} for m in matches]
