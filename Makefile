@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXPERIMENT ?= ad
+EXPERIMENT ?= gallery_lcm
 ARGS ?=
 
 .PHONY: run test test-fast setup clean

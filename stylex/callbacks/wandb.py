@@ -56,10 +56,14 @@ class WandbVisualiser(L.Callback):
     """Logs, on rank 0, for up to `max_items` outputs: content | styles | output, the loss curve, and any
     method artifacts that are W&B objects (mask overlays, match tables, attention maps)."""
 
+    # Facts the method reports per output that describe the whole run (adapter, timesteps, backbone).
+    RUN_FACTS = ("method", "backbone", "accel", "timesteps", "iters_per_step")
+
     def __init__(self, max_items: int = 32, panel_height: int = 256):
         self.max_items = max_items
         self.panel_height = panel_height
         self.logged = 0
+        self.facts_recorded = False
 
     def _experiment(self, trainer: L.Trainer):
         from lightning.pytorch.loggers import WandbLogger
@@ -85,6 +89,10 @@ class WandbVisualiser(L.Callback):
             self.logged += 1
 
     def log_result(self, experiment: Any, wandb: Any, result: Stylized) -> None:
+        if not self.facts_recorded:
+            facts = {k: result.info[k] for k in self.RUN_FACTS if k in result.info}
+            experiment.config.update({"run_facts": facts}, allow_val_change=True)
+            self.facts_recorded = True
         item = result.item
         panel = side_by_side([item.content_image, *item.style_images, result.image], self.panel_height)
         caption = f"{item.content.name} | {', '.join(s.name for s in item.styles)} | output"

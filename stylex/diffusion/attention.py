@@ -155,11 +155,12 @@ def install_control(model: torch.nn.Module, layers: list[str], control: Attentio
     for key, processor in model.attn_processors.items():
         layer = key.removesuffix(".processor")
         processors[key] = EditableAttnProcessor(layer, control) if layer in wanted else processor
-    unknown = wanted - {k.removesuffix(".processor") for k in processors}
+    names = [k.removesuffix(".processor") for k in processors]
+    unknown = wanted - set(names)
     if unknown:
         raise ValueError(f"not attention layers of this model: {sorted(unknown)}")
-    model.set_attn_processor(processors)
-    control.layers = [layer for layer in (k.removesuffix(".processor") for k in processors) if layer in wanted]
+    control.layers = [layer for layer in names if layer in wanted]
+    model.set_attn_processor(processors)  # (consumes the dict)
     return control
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from torch import Tensor
 
 from stylex.cache import ArtifactCache
 from stylex.diffusion.attention import sdpa
-from stylex.diffusion.ddim import ddim_timesteps
+from stylex.diffusion.schedules import optimisation_timesteps
 from stylex.errors import ConfigError
 from stylex.matching import Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides
 from stylex.methods.base import AttentionDistillationBase, Group, Stylized, Timer, optimise_latents
@@ -104,7 +105,8 @@ class StyleGallery(AttentionDistillationBase):
                  iters_per_step: int = 1, lr: float = 0.05, temperature: float = 1.5, content_weight: float = 0.26,
                  mask_mode: str = "sparse", init: str = "inverted", fallback_temperature: float = 1.0,
                  prompt: str = "", cache_dir: str | None = None, user_masks: str | None = None,
-                 visualise: dict | None = None, seed: int = 0, show_progress: bool = True):
+                 visualise: dict | None = None, accel: dict | None = None, seed: int = 0,
+                 show_progress: bool = True):
         super().__init__(backbone, layers, prompt, seed, show_progress)
         if mask_mode not in MASK_MODES:
             raise ConfigError(f"method.mask_mode={mask_mode!r} is not one of: {', '.join(MASK_MODES)}.")
@@ -121,6 +123,8 @@ class StyleGallery(AttentionDistillationBase):
         self.cache = ArtifactCache(cache_dir)
         self.user_masks = Path(user_masks).expanduser() if user_masks else None
         self.visualise = {"layer": -1, "step": 0.5, **(visualise or {})}
+        self.accel = {"name": "none", "schedule": "ddim", "original_inference_steps": 50, "lora": None, **(accel or {})}
+        self.lora: Any = None
 
     # -- models ------------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -130,10 +134,32 @@ class StyleGallery(AttentionDistillationBase):
             self.dino = self._dino_factory(device=device)
         if self.depth is None and self._depth_factory is not None and self.region_params.depth_enabled:
             self.depth = self._depth_factory(device=device)
+        lora = self.accel.get("lora")
+        if self.lora is None and lora:
+            from stylex.backbones.lora import FusedLora
+
+            self.lora = FusedLora(self.backbone, lora["source"], lora.get("weight_name"), lora.get("scale", 1.0),
+                                  random=bool(lora.get("tiny", False)), config_key="accel.lora")
+
+    def teardown(self, stage: str | None = None) -> None:
+        """Give the backbone back without the acceleration LoRA (reusable in the same process)."""
+        if self.lora is not None:
+            self.lora.unload()
+            self.lora = None
 
     def timesteps(self) -> list[int]:
-        """The optimisation's timestep list (DDIM grid); accelerated variants take theirs from a scheduler."""
-        return ddim_timesteps(self.backbone.scheduler_config, self.num_steps)
+        """The optimisation's timestep list: the DDIM grid, or LCM's / trailing Euler's (METHODS.md 2.4)."""
+        return optimisation_timesteps(self.accel["schedule"], self.backbone.scheduler_config, self.num_steps,
+                                      self.accel["original_inference_steps"])
+
+    @contextmanager
+    def base_unet(self) -> Iterator[None]:
+        """Stage 1 always runs on the base model, never on the fused LoRA."""
+        if self.lora is None:
+            yield
+        else:
+            with self.lora.unfused():
+                yield
 
     # -- stages 1 and 2 ----------------------------------------------------------------------------------
     def user_mask(self, content_name: str) -> Tensor | None:
@@ -166,6 +192,10 @@ class StyleGallery(AttentionDistillationBase):
                               if k in ("stat", "dino_mode", "geometry", "min_overlap")}}
 
         def compute() -> dict[str, Any]:
+            with self.base_unet():
+                return stage1()
+
+        def stage1() -> dict[str, Any]:
             regions = extract_regions(self.backbone, image.to(self.backbone.device), self.region_params,
                                       self.depth if self.region_params.depth_enabled else None, user_mask)
             tokens = patch_tokens(self.dino, image[None], self.matching.dino_mode)[0].cpu()
@@ -271,6 +301,8 @@ class StyleGallery(AttentionDistillationBase):
         else:
             init = content_latents
         desc, show = self.progress(group)
+        if self.lora is not None:
+            self.lora.fuse()
         with timer.phase("optimise"):
             latent, curves = optimise_latents(init, timesteps, self.lr, self.iters_per_step, reference_features,
                                               lambda x, t, r: self.regional_loss(x, t, r, plans), desc, show)
@@ -285,6 +317,8 @@ class StyleGallery(AttentionDistillationBase):
             rows = match_rows(plan["matches"], [s.name for s in item.styles])
             info = {**self.describe(), "timesteps": timesteps, "iters_per_step": self.iters_per_step, "lr": self.lr,
                     "content_weight": self.content_weight, "mask_mode": self.mask_mode, "init": self.init,
+                    "accel": {"name": self.accel["name"], "schedule": self.accel["schedule"],
+                              "lora": self.lora.describe() if self.lora is not None else None},
                     "regions": {"content": int(plan["content_labels"].max()) + 1,
                                 "references": [int(lab.max()) + 1 for lab in plan["ref_labels"]],
                                 "notes": contents[b]["notes"] + [n for r in group.ref_index[b] for n in references[r]["notes"]]},

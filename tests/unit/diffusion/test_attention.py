@@ -17,7 +17,7 @@ def test_recording_editor_leaves_unet_outputs_unchanged(tiny_backbone):
         with control.use(Recorder()) as recorder:
             recorded = bb.denoise(latents, 500, cond)
         assert torch.allclose(recorded, reference, atol=1e-5)
-        assert set(recorder.records) == set(layers)
+        assert set(recorder.records) == set(layers) and set(control.layers) == set(layers)
         # the editor is really consulted: an editor that zeroes attention changes the output
         class Zero(Editor):
             def attend(self, call):

@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from stylex.backbones.lora import FusedLora, save_random_lora
+from stylex.backbones.tiny import tiny_sd
+from stylex.errors import WeightsError
+
+
+def test_random_peft_adapter_loads_fuses_and_unfuses(tmp_path):
+    backbone = tiny_sd(seed=1)  # its own copy: the adapter is added to and removed from this UNet
+    latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    cond = backbone.embed_prompt([""])
+    base = backbone.denoise(latents, 500, cond)
+    path = save_random_lora(backbone.unet, tmp_path, rank=4, seed=0)
+    assert path.exists() and torch.allclose(backbone.denoise(latents, 500, cond), base)  # saving changed nothing
+    lora = FusedLora(backbone, str(path))
+    assert torch.allclose(backbone.denoise(latents, 500, cond), base, atol=1e-6), "loaded but not fused: base UNet"
+    lora.fuse()
+    fused = backbone.denoise(latents, 500, cond)
+    assert (fused - base).abs().max() > 1e-3 and not fused.requires_grad
+    with lora.unfused():
+        assert torch.allclose(backbone.denoise(latents, 500, cond), base, atol=1e-5)
+    assert torch.allclose(backbone.denoise(latents, 500, cond), fused, atol=1e-5)
+    lora.unload()
+    assert torch.allclose(backbone.denoise(latents, 500, cond), base, atol=1e-5)
+    assert lora.describe()["source"] == str(path)
+
+
+def test_missing_adapter_is_a_weights_error(tmp_path):
+    with pytest.raises(WeightsError, match="accel.lora.source"):
+        FusedLora(tiny_sd(seed=2), str(tmp_path / "missing.safetensors"))
