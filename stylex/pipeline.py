@@ -69,11 +69,30 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
+def one_device_per_job(cfg: DictConfig) -> None:
+    """In a multirun sweep on GPUs, job n takes GPU n mod count (the joblib launcher runs jobs side by side)."""
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return
+    if hydra_cfg.mode != RunMode.MULTIRUN or not torch.cuda.is_available():
+        return
+    if cfg.trainer.get("accelerator") in ("auto", "gpu", "cuda") and cfg.trainer.get("devices") == 1:
+        device = int(hydra_cfg.job.num) % torch.cuda.device_count()
+        cfg.trainer.devices = [device]
+        log.info("Sweep job %s runs on GPU %d", hydra_cfg.job.num, device)
+
+
 def stylize(cfg: DictConfig) -> None:
     """The whole run; returns when every item is written (or was already done)."""
     import lightning as L
 
     quiet_lightning()
+    one_device_per_job(cfg)
 
     from stylex.callbacks.writer import OutputWriter
     from stylex.data.outputs import OutputStore

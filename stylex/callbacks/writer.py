@@ -14,7 +14,7 @@ from stylex.methods.base import Stylized
 log = logging.getLogger(__name__)
 
 
-def sidecar(result: Stylized, config_hash: str) -> dict[str, Any]:
+def sidecar(result: Stylized, config_hash: str, rank: int = 0) -> dict[str, Any]:
     item = result.item
     return {
         "name": item.name,
@@ -23,6 +23,7 @@ def sidecar(result: Stylized, config_hash: str) -> dict[str, Any]:
         "config_hash": config_hash,
         "item_hash": item.item_hash,
         "seed": item.seed,
+        "rank": rank,
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         "loss_curve": [round(x, 6) for x in result.loss_curve],
         **result.info,
@@ -44,10 +45,10 @@ class OutputWriter(L.Callback):
                              batch_idx: int, dataloader_idx: int = 0) -> None:
         assert self.store is not None, "OutputWriter.bind(store, config_hash) must be called before the run"
         for result in outputs or []:
-            self.store.write(result.item.name, to_pil(result.image), sidecar(result, self.config_hash),
+            self.store.write(result.item.name, to_pil(result.image), sidecar(result, self.config_hash, trainer.global_rank),
                              render_files(result))
             self.written += 1
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.store is not None:
-            log.info("Wrote %d output(s) to %s", self.written, self.store.images)
+            log.info("Rank %d wrote %d output(s) to %s", trainer.global_rank, self.written, self.store.images)
