@@ -44,12 +44,22 @@ class Editor:
         return sdpa(call.q, call.k, call.v, mask=call.mask)
 
 
-class Recorder(Editor):
-    """Plain attention that keeps the chosen tensors per layer (with their graph, when grad is on)."""
+class StopForward(Exception):
+    """Raised by an editor once it has everything it needs: the rest of the network is not computed."""
 
-    def __init__(self, keep: tuple[str, ...] = ("q", "k", "v", "out"), layers: set[str] | None = None):
+
+class Recorder(Editor):
+    """Plain attention that keeps the chosen tensors per layer (with their graph, when grad is on).
+
+    With `stop_after`, the forward pass ends right after that layer (raise `StopForward`; callers catch it):
+    losses on attention features never need the denoiser's tail or its output.
+    """
+
+    def __init__(self, keep: tuple[str, ...] = ("q", "k", "v", "out"), layers: set[str] | None = None,
+                 stop_after: str | None = None):
         self.keep = keep
         self.layers = layers
+        self.stop_after = stop_after
         self.records: dict[str, dict[str, Tensor]] = {}
 
     def attend(self, call: AttnCall) -> Tensor:
@@ -57,6 +67,8 @@ class Recorder(Editor):
         if self.layers is None or call.layer in self.layers:
             tensors = {"q": call.q, "k": call.k, "v": call.v, "out": out}
             self.records[call.layer] = {name: tensors[name] for name in self.keep}
+        if call.layer == self.stop_after:
+            raise StopForward
         return out
 
 

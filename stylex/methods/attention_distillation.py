@@ -54,8 +54,8 @@ class AttentionDistillation(AttentionDistillationBase):
     def __init__(self, backbone: Callable[..., Any] | None = None, layers: tuple[str, ...] = ("up_blocks.2", "up_blocks.3"),
                  num_steps: int = 200, iters_per_step: int = 1, lr: float = 0.05, style_temperature: float = 1.0,
                  content_weight: float = 0.25, prompt: str = "", init: str = "content", seed: int = 0,
-                 show_progress: bool = True):
-        super().__init__(backbone, layers, prompt, seed, show_progress)
+                 show_progress: bool = True, early_exit: bool = True):
+        super().__init__(backbone, layers, prompt, seed, show_progress, early_exit)
         if init not in ("content", "noise"):
             from stylex.errors import ConfigError
 

@@ -190,10 +190,11 @@ class AttentionDistillationBase(StyleTransferMethod):
     computed once per timestep for the whole batch, and the optimisation loop; subclasses supply the loss."""
 
     def __init__(self, backbone: Callable[..., Any] | None = None, layers: tuple[str, ...] = ("up_blocks.2", "up_blocks.3"),
-                 prompt: str = "", seed: int = 0, show_progress: bool = True):
+                 prompt: str = "", seed: int = 0, show_progress: bool = True, early_exit: bool = True):
         super().__init__(backbone, seed, show_progress)
         self.layer_prefixes = tuple(layers)
         self.prompt = prompt
+        self.early_exit = early_exit
         self.layers: list[str] = []
         self.control: Any = None
 
@@ -204,12 +205,16 @@ class AttentionDistillationBase(StyleTransferMethod):
         self.control = install_control(self.backbone.unet, self.layers)
 
     def record(self, latents: Tensor, t: int, keep: tuple[str, ...]) -> dict[str, dict[str, Tensor]]:
-        """Run the denoiser once and return the kept attention tensors per layer."""
-        from stylex.diffusion.attention import Recorder
+        """Run the denoiser up to the last captured layer and return the kept attention tensors per layer."""
+        from stylex.diffusion.attention import Recorder, StopForward
 
         cond = self.backbone.embed_prompt([self.prompt])
-        with self.control.use(Recorder(keep, set(self.layers))) as recorder:
-            self.backbone.denoise(latents, t, cond)
+        stop = self.control.layers[-1] if self.early_exit else None
+        with self.control.use(Recorder(keep, set(self.layers), stop_after=stop)) as recorder:
+            try:
+                self.backbone.denoise(latents, t, cond)
+            except StopForward:
+                pass
         return recorder.records
 
     def record_references(self, latents: list[Tensor], t: int, keep: tuple[str, ...] = ("k", "v")) -> list[dict[str, dict[str, Tensor]]]:

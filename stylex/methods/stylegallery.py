@@ -23,7 +23,7 @@ from stylex.diffusion.attention import sdpa
 from stylex.diffusion.schedules import optimisation_timesteps
 from stylex.errors import ConfigError
 from stylex.matching import Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides
-from stylex.methods.base import AttentionDistillationBase, Group, Stylized, Timer, optimise_latents
+from stylex.methods.base import AttentionDistillationBase, Group, Stylized, Timer, group_items, optimise_latents
 from stylex.regions.extract import RegionParams, extract_regions
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,9 @@ class StyleGallery(AttentionDistillationBase):
                  iters_per_step: int = 1, lr: float = 0.05, temperature: float = 1.5, content_weight: float = 0.26,
                  mask_mode: str = "sparse", init: str = "inverted", fallback_temperature: float = 1.0,
                  prompt: str = "", cache_dir: str | None = None, user_masks: str | None = None,
-                 visualise: dict | None = None, accel: dict | None = None, seed: int = 0,
-                 show_progress: bool = True):
-        super().__init__(backbone, layers, prompt, seed, show_progress)
+                 visualise: dict | None = None, accel: dict | None = None, gallery: dict | None = None,
+                 seed: int = 0, show_progress: bool = True, early_exit: bool = True):
+        super().__init__(backbone, layers, prompt, seed, show_progress, early_exit)
         if mask_mode not in MASK_MODES:
             raise ConfigError(f"method.mask_mode={mask_mode!r} is not one of: {', '.join(MASK_MODES)}.")
         if init not in INITS:
@@ -125,6 +125,8 @@ class StyleGallery(AttentionDistillationBase):
         self.visualise = {"layer": -1, "step": 0.5, **(visualise or {})}
         self.accel = {"name": "none", "schedule": "ddim", "original_inference_steps": 50, "lora": None, **(accel or {})}
         self.lora: Any = None
+        self.gallery_config = dict(gallery or {})  # gallery=index: references come from a prebuilt gallery
+        self._gallery: Any = None
 
     # -- models ------------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -184,12 +186,8 @@ class StyleGallery(AttentionDistillationBase):
         """Regions and descriptors of one image, from the cache when nothing that decides them changed."""
         from stylex.backbones.dino import patch_tokens
 
-        parts = {"image": tensor_digest(image), "model": self.backbone.model_id,
-                 "user_mask": None if user_mask is None else tensor_digest(user_mask),
-                 "regions": self.region_params.as_dict(), "depth": getattr(self.depth, "name_or_path", None),
-                 "dino": getattr(getattr(self.dino, "config", None), "_name_or_path", None),
-                 "matching": {k: v for k, v in asdict(self.matching).items()
-                              if k in ("stat", "dino_mode", "geometry", "min_overlap")}}
+        parts = {"image": tensor_digest(image), "user_mask": None if user_mask is None else tensor_digest(user_mask),
+                 **self.stage1_identity()}
 
         def compute() -> dict[str, Any]:
             with self.base_unet():
@@ -206,6 +204,14 @@ class StyleGallery(AttentionDistillationBase):
                     "notes": regions.notes, "stat": desc.stat, "sem": desc.sem, "geo": desc.geo}
 
         return self.cache.get_or_compute("stage1", parts, compute)
+
+    def stage1_identity(self) -> dict[str, Any]:
+        """Everything but the pixels that decides `analyse`: its cache key, and the settings a gallery records."""
+        return {"model": self.backbone.model_id, "regions": self.region_params.as_dict(),
+                "depth": getattr(self.depth, "name_or_path", None),
+                "dino": getattr(getattr(self.dino, "config", None), "_name_or_path", None),
+                "matching": {k: v for k, v in asdict(self.matching).items()
+                             if k in ("stat", "dino_mode", "geometry", "min_overlap")}}
 
     def match(self, item_name: str, content: dict[str, Any], refs: list[dict[str, Any]],
               ref_names: list[str]) -> tuple[list[Match], Any]:
@@ -275,15 +281,21 @@ class StyleGallery(AttentionDistillationBase):
     def stylize(self, group: Group) -> list[Stylized]:
         bb = self.backbone
         timer = Timer()
+        gallery = self.gallery_index() if self.gallery_config.get("path") else None  # checked before any work
         with timer.phase("regions"):
             contents = [self.analyse(image, self.user_mask(item.content.name))
                         for image, item in zip(group.contents, group.items)]
             references = [self.analyse(image) for image in group.references]
+        from_gallery: list[dict[str, Any]] = []
+        if gallery is not None:  # the references become the gallery images that win a match
+            with timer.phase("matching"):
+                group, references, from_gallery = self.match_gallery(gallery, group, contents)
         plans = []
         with timer.phase("matching"):
             for b, item in enumerate(group.items):
                 refs = [references[i] for i in group.ref_index[b]]
-                matches, table = self.match(item.name, contents[b], refs, [s.name for s in item.styles])
+                matches, table = ((from_gallery[b]["matches"], from_gallery[b]["table"]) if from_gallery else
+                                  self.match(item.name, contents[b], refs, [s.name for s in item.styles]))
                 plans.append({"matches": matches, "table": table, "ref_ids": group.ref_index[b],
                               "content_labels": contents[b]["labels"].to(bb.device),
                               "ref_labels": [r["labels"].to(bb.device) for r in refs]})
@@ -326,8 +338,60 @@ class StyleGallery(AttentionDistillationBase):
             artifacts = {"regions": {"content": plan["content_labels"].cpu(),
                                      "references": [lab.cpu() for lab in plan["ref_labels"]]},
                          "matches": rows, "attention": attention[b]}
+            if from_gallery:
+                info["gallery"] = from_gallery[b]["info"]
+                artifacts.update(from_gallery[b]["artifacts"])
             results.append(Stylized(item, images[b], curves[b].tolist(), dict(per_image), info, artifacts))
         return results
+
+    # -- references from a gallery (gallery=index) ----------------------------------------------------------
+    def gallery_index(self) -> Any:
+        """The gallery at `gallery.path`, opened once the models are loaded: it must have been built with this
+        run's stage-1 settings, or its regions and descriptors would not fit the content's (refused)."""
+        if self._gallery is None:
+            from stylex.matching.gallery import Gallery, gallery_identity
+
+            g = self.gallery_config
+            expect = gallery_identity(self.stage1_identity(), g["resolution"], g["resize"])
+            self._gallery = Gallery.open(g["path"], expect, g.get("device", "auto"), g.get("nprobe"), g.get("rerank"))
+        return self._gallery
+
+    def match_gallery(self, gallery: Any, group: Group, contents: list[dict[str, Any]]
+                      ) -> tuple[Group, list[dict[str, Any]], list[dict[str, Any]]]:
+        """Stage 2 against the gallery (top-k retrieval, exact ranking, assignment). Returns the group rebuilt with
+        only the images that won a match as references, their stored artifacts, and per item its matches, sidecar
+        facts and candidate thumbnails."""
+        from stylex.matching.gallery_match import (candidate_rows, candidate_strips, gallery_item, rank_candidates,
+                                                   stack_vertically)
+
+        g, m = self.gallery_config, self.matching
+        shown = int(g.get("thumbnails", 4))
+        items, per_item, artifacts = [], [], {}
+        for b, item in enumerate(group.items):
+            found = rank_candidates(contents[b], gallery, int(g.get("top_k", 16)), (m.w_stat, m.w_sem, m.w_geo),
+                                    m.assignment, m.min_score, (m.overrides or {}).get(item.content.name))
+            images = []
+            for key in found.images:
+                artifacts[gallery.entry(key)["sha256"]] = art = gallery.artifact(key)
+                image = gallery.reference_image(key)
+                if image is None:  # file gone or changed: show what stage 3 uses, the stored latent
+                    with torch.no_grad():
+                        image = self.backbone.decode(art["latent"][None].to(self.backbone.device))[0].float().cpu()
+                images.append(image)
+            items.append(gallery_item(item, gallery, found.images, images))
+            extra: dict[str, Any] = {}
+            if shown > 0:
+                import wandb
+
+                strips = candidate_strips(item.content_image, contents[b]["labels"], found.ranked, gallery, shown)
+                extra = {"files": {"candidates": stack_vertically([strip for strip, _ in strips])},
+                         "wandb": {"candidates": [wandb.Image(strip, caption=text) for strip, text in strips]}}
+            info = {"path": str(gallery.root), "digest": gallery.digest, "top_k": int(g.get("top_k", 16)),
+                    "candidates": candidate_rows(found.ranked, gallery, max(shown, 1))}
+            per_item.append({"matches": found.matches, "table": found.table, "info": info, "artifacts": extra})
+        rebuilt = group_items(items)[0]
+        references = [artifacts[key] for key in dict.fromkeys(k for it in rebuilt.items for k in it.style_keys)]
+        return rebuilt, references, per_item
 
     @torch.no_grad()
     def attention_maps(self, latent: Tensor, timesteps: list[int], ref_latents: list[Tensor],

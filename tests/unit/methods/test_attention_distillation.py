@@ -86,3 +86,21 @@ def test_batched_items_share_references_and_match_single_runs(tiny_backbone):
         # on the few latent elements whose gradient is ~0: compare on average, not elementwise
         assert (result.image - alone.image).abs().mean() < 2e-3, item.name
         assert result.loss_curve == pytest.approx(alone.loss_curve, rel=1e-3)
+
+
+def test_early_exit_skips_the_tail_and_changes_nothing(tiny_backbone):
+    g = torch.Generator().manual_seed(4)
+    latent, style, content = (torch.randn(1, 4, 8, 8, generator=g) for _ in range(3))
+    results = {}
+    for early in (False, True):
+        method = AttentionDistillation(early_exit=early, show_progress=False)
+        method.use_backbone(tiny_backbone)
+        calls = []
+        handle = tiny_backbone.unet.conv_out.register_forward_hook(lambda *a: calls.append(1))
+        s, c = method.record(style, 300, ("k", "v")), method.record(content, 300, ("q",))
+        handle.remove()
+        refs = {"style_kv": {l: [(s[l]["k"], s[l]["v"])] for l in method.layers},
+                "content_q": {l: c[l]["q"] for l in method.layers}}
+        results[early] = (method.ad_loss(latent, 300, refs), len(calls))
+    assert results[False][1] == 2 and results[True][1] == 0  # the output layer never runs with early exit
+    assert torch.allclose(results[True][0], results[False][0])
