@@ -39,8 +39,9 @@ def instantiate(node: Any, what: str, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if isinstance(cause, StylexError):
             raise cause from None
-        raise ConfigError(f"the `{what}` config could not be built: {str(exc).strip().splitlines()[-1]} "
-                          f"Check the option names with `python -m stylex.run --cfg job`.") from None
+        detail = " ".join(line.strip() for line in str(exc.__cause__ or exc).strip().splitlines() if line.strip())
+        raise ConfigError(f"the `{what}` config could not be built: {detail}. Check the option names with "
+                          f"`python -m stylex.run --cfg job`.") from None
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:

@@ -7,6 +7,7 @@ stops the run before any work starts; items already written with the same hash a
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,17 @@ def check_images(paths: list[Path]) -> None:
         load_image(path)
 
 
+def gallery_digest(path: str | Path) -> str:
+    """The content digest a gallery's manifest records (stylex.matching.gallery): outputs made against a gallery
+    are redone when it changes."""
+    manifest = Path(path).expanduser() / "manifest.json"
+    try:
+        return str(json.loads(manifest.read_text())["digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"gallery.path={path}: no readable gallery there ({manifest}). Build it first: "
+                         f"python -m stylex.index data.styles=<folder of style images> gallery.out={path}") from None
+
+
 class ItemDataset(Dataset):
     def __init__(self, items: list[Item], resolution: int, content_resize: str, style_resize: str):
         self.items = items
@@ -119,7 +131,7 @@ def collate_items(items: list[Item]) -> list[Item]:
 class StyleDataModule(L.LightningDataModule):
     def __init__(self, content: Any, styles: Any, pairing: str = "product", resolution: int = 512,
                  content_resize: str = "keep", style_resize: str = "squash", batch_size: int = 1,
-                 num_workers: int = 0, seed: int = 0):
+                 num_workers: int = 0, seed: int = 0, gallery: Any = None):
         super().__init__()
         if pairing not in ("product", "gallery"):
             raise ConfigError(f"data.pairing={pairing!r} is not one of: product, gallery.")
@@ -128,6 +140,16 @@ class StyleDataModule(L.LightningDataModule):
         self.content, self.styles, self.pairing = content, styles, pairing
         self.resolution, self.content_resize, self.style_resize = resolution, content_resize, style_resize
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        # gallery=index (the `gallery` config node): content-only items; the method retrieves their references
+        self.gallery = gallery.get("path") if hasattr(gallery, "get") else gallery
+        if gallery is not None and not self.gallery:
+            raise ConfigError("gallery=index needs the gallery folder: gallery.path=galleries/NAME (built with "
+                              "python -m stylex.index data.styles=<folder> gallery.out=galleries/NAME).")
+        if self.gallery and styles:
+            raise ConfigError(f"data.styles={styles} and gallery.path={self.gallery} are both set; a run takes its "
+                              f"references from one of them. Drop data.styles (or use gallery=none).")
+        if self.gallery and pairing != "gallery":
+            raise ConfigError("gallery=index needs data.pairing=gallery (each content against the whole gallery).")
         self.config_hash = ""
         self.store: OutputStore | None = None
         self.items: list[Item] | None = None
@@ -145,7 +167,7 @@ class StyleDataModule(L.LightningDataModule):
             if value not in ("keep", "squash"):
                 raise ConfigError(f"data.{name}={value!r} is not one of: keep, squash.")
         content_paths = discover_images(self.content, "content")
-        style_paths = discover_images(self.styles, "styles")
+        style_paths = [] if self.gallery else discover_images(self.styles, "styles")
         check_images(content_paths + style_paths)
         contents = [ImageRef(p, n, file_digest(p)) for p, n in zip(content_paths, unique_names(content_paths, "content"))]
         styles = [ImageRef(p, n, file_digest(p)) for p, n in zip(style_paths, unique_names(style_paths, "styles"))]
@@ -153,11 +175,14 @@ class StyleDataModule(L.LightningDataModule):
             # style-major order: consecutive items (one batch) share a reference, computed once per step
             groups = [(f"{c.name}__{s.name}", c, [s]) for s in styles for c in contents]
         else:
-            gallery_name = Path(str(self.styles if isinstance(self.styles, (str, Path)) else "gallery")).name
+            source = self.gallery or (self.styles if isinstance(self.styles, (str, Path)) else "gallery")
+            gallery_name = Path(str(source)).expanduser().resolve().name if self.gallery else Path(str(source)).name
             groups = [(f"{c.name}__{gallery_name}", c, styles) for c in contents]
+        extra = [gallery_digest(self.gallery)] if self.gallery else []
         items = []
         for index, (name, content, refs) in enumerate(groups):
-            digest = hashlib.sha256("|".join([self.config_hash, content.digest, *[r.digest for r in refs]]).encode())
+            parts = [self.config_hash, content.digest, *[r.digest for r in refs], *extra]
+            digest = hashlib.sha256("|".join(parts).encode())
             item_seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{name}".encode()).digest()[:4], "little")
             items.append(Item(name, content, refs, digest.hexdigest()[:16], item_seed))
         if self.store is not None:
