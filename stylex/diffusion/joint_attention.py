@@ -187,12 +187,14 @@ class HAMJointEditor(BranchEditor, JointEditor):
       (edited) keys.
     `gar_layers` / `lat_layers` are module paths; None = every layer the processor is installed on; a layer in
     neither gets plain attention. `style_of[b]` is the style-teacher row of student row b (see `BranchEditor`).
+    `temperature` multiplies the student's edited attention logits (1.0 = none), as for the UNet editors.
     """
 
     def __init__(self, layout: BatchLayout, style_of: Sequence[int] | None = None, alpha: float = HAM_ALPHA,
                  beta: float = HAM_BETA, targets: Sequence[str] = ("q", "k", "v"), transplant_text_kv: bool = True,
-                 gar_layers: Collection[str] | None = None, lat_layers: Collection[str] | None = None):
-        super().__init__(layout, style_of)
+                 gar_layers: Collection[str] | None = None, lat_layers: Collection[str] | None = None,
+                 temperature: float = 1.0):
+        super().__init__(layout, style_of, temperature)
         if set(targets) - {"q", "k", "v"}:
             raise ValueError(f"GAR targets must be among q, k, v; got {list(targets)}")
         self.alpha, self.beta = float(alpha), float(beta)
@@ -227,7 +229,7 @@ class HAMJointEditor(BranchEditor, JointEditor):
                 out[name] = sdpa(plain.q, plain.k, plain.v).unflatten(0, q[name].shape[:2])
         q_hat, k_hat, v_hat = (self._blend(n, x, gar) for n, x in (("q", q), ("k", k), ("v", v)))
         if txt is None:  # image-only attn2: GAR only
-            student = sdpa(q_hat, k_hat, v_hat)
+            student = sdpa(q_hat, k_hat, v_hat, self.temperature)
         else:
             qt, kt, vt = txt
             if lat and self.transplant_text_kv:
@@ -237,6 +239,6 @@ class HAMJointEditor(BranchEditor, JointEditor):
             q_meets_txt = flat(self.beta * q[STUDENT] + (1 - self.beta) * q[CONTENT]) if lat else q_hat
             q_a = torch.cat([q_hat, flat(qt[STUDENT])], dim=-2)
             q_b = torch.cat([q_meets_txt, flat(qt[STUDENT])], dim=-2)
-            student = two_query_sdpa(q_a, q_b, k_hat, v_hat, k_txt, v_txt, call.scale)
+            student = two_query_sdpa(q_a, q_b, k_hat, v_hat, k_txt, v_txt, call.scale * self.temperature)
         out[STUDENT] = student.unflatten(0, q[STUDENT].shape[:2])
         return call.split(self.layout.join(out))

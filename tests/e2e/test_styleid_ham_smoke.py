@@ -1,4 +1,4 @@
-"""`python -m stylex.run experiment=styleid|ham_sd21 debug=smoke` end to end on tiny random models."""
+"""`python -m stylex.run experiment=styleid|ham_sd21|ham_sd35 debug=smoke` end to end on tiny random models."""
 import json
 
 import pytest
@@ -8,7 +8,7 @@ from tests.e2e.cli import run_cli
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment,method", [("styleid", "styleid"), ("ham_sd21", "ham")])
+@pytest.mark.parametrize("experiment,method", [("styleid", "styleid"), ("ham_sd21", "ham"), ("ham_sd35", "ham")])
 def test_experiment_writes_images_and_sidecars(tmp_path, experiment, method):
     # one non-square content and two styles of other sizes (one grey): one batch, two style-teacher rows
     contents, styles = tmp_path / "photos", tmp_path / "paintings"
@@ -27,5 +27,10 @@ def test_experiment_writes_images_and_sidecars(tmp_path, experiment, method):
         assert len(sidecar["timesteps"]) == 4  # debug=smoke: method.num_steps=4
         assert {"encode_invert", "sample", "decode"} <= set(sidecar["timings_s"])
         assert sidecar["style_size"] == [128, 192]  # styles run at the content's size, in one batch
-    if method == "ham":
+    if experiment == "ham_sd21":
         assert "LAT reduces to its query blend" in result.stdout + result.stderr
+    if experiment == "ham_sd35":  # tiny SD3.5-Medium: flow grid t = σ·1000, GAR also on the image-only attn2
+        assert "LAT reduces" not in result.stdout + result.stderr
+        assert sidecar["backbone_family"] == "sd3" and sidecar["timesteps"][0] == 1000.0
+        assert "transformer_blocks.0.attn2" in sidecar["gar_layers"] and sidecar["lat_kv_transplant"] is True
+        assert sidecar["guidance_scale"] == 4.5
