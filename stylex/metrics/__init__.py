@@ -5,6 +5,8 @@ LPIPS, FID, ArtFID, CFSD, GramLoss, StyleScore, DINOScore, CLIPImageScore, CLIPT
 Networks (published state-dict names; `.tiny(seed)` for tests): VGG19, AlexNetFeatures, LPIPSNet, InceptionV3.
 Pairing and reports: pair_outputs, evaluate_pairs, write_metrics_csv, write_summary_csv, comparison_grid.
 The CLIP/DINO embedders (transformers) live in stylex.metrics.embedders and are imported on use.
+The `python -m stylex.evaluate` steps (finding outputs, naming methods, result files, W&B) live in
+stylex.metrics.evaluation.
 """
 from stylex.metrics.base import Metric, PairBatch, PerImageMetric
 from stylex.metrics.embedding_scores import CLIPImageScore, CLIPTextScore, DINOScore

@@ -105,17 +105,20 @@ def load_clip(model_id: str = CLIP_MODEL_ID, *, config_key: str = "metrics.weigh
 
 
 def tiny_clip(seed: int = 0, image_size: int = 32) -> CLIPEmbedder:
-    """A 2-layer, 32-wide random CLIP with the offline tiny tokenizer (see stylex.metrics.tokenizer)."""
+    """A 2-layer, 32-wide random CLIP with the offline byte-level tokenizer the tiny backbones use
+    (stylex.backbones.tokenizer: one tokenizer for every tiny CLIP text tower)."""
     from transformers import CLIPConfig, CLIPModel
 
-    from stylex.metrics.tokenizer import TINY_BOS_ID, TINY_EOS_ID, TINY_VOCAB_SIZE, tiny_clip_tokenizer
+    from stylex.backbones.tokenizer import TINY_CLIP_VOCAB_SIZE, tiny_clip_tokenizer
 
-    text = dict(vocab_size=TINY_VOCAB_SIZE, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=77, bos_token_id=TINY_BOS_ID,
-                eos_token_id=TINY_EOS_ID, pad_token_id=TINY_EOS_ID)
+    tokenizer = tiny_clip_tokenizer()
+    bos, eos = tokenizer.convert_tokens_to_ids(["<|startoftext|>", "<|endoftext|>"])
+    text = dict(vocab_size=TINY_CLIP_VOCAB_SIZE, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=77, bos_token_id=bos, eos_token_id=eos,
+                pad_token_id=eos)
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                   image_size=image_size, patch_size=8)
     cfg = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return CLIPEmbedder(CLIPModel(cfg), tiny_clip_tokenizer())
+        return CLIPEmbedder(CLIPModel(cfg), tokenizer)

@@ -85,7 +85,7 @@ class CLIPTextScore(Metric):
                 f"CLIP-T compares each output with its style's text, but these styles have none: "
                 f"{', '.join(sorted(set(missing))[:5])}. Put the text in a .txt file with the same name beside each "
                 f"style image (e.g. monet.png + monet.txt), set `metrics.clip_t.template` (e.g. "
-                f"'a painting in the style of {{style}}'), or leave clip_t out of `metrics`.")
+                f"'a painting in the style of {{style}}'), or leave clip_t out of `metrics.names`.")
         return out  # type: ignore[return-value]
 
     def score_texts(self, stylized: Tensor, texts: Sequence[str]) -> Tensor:

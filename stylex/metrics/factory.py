@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from stylex.errors import ConfigError
+from stylex.errors import ConfigError, WeightsError
 from stylex.metrics import networks as nets
 from stylex.metrics.base import Metric
 from stylex.metrics.embedding_scores import CLIPImageScore, CLIPTextScore, DINOScore
@@ -102,27 +102,40 @@ def build_metrics(names: Sequence[str] = STYLEGALLERY_TABLE, *, smoke: bool = Fa
         raise ConfigError(f"options for unknown metrics {bad}; known: {', '.join(METRICS)}.")
     n = _Networks(smoke, seed, weights or {}, device)
     out: dict[str, Metric] = {}
-    for name in names:
-        o = opts.get(name, {})
-        if name == "lpips":
-            out[name] = LPIPS(n.lpips(), **o)
-        elif name == "fid":
-            out[name] = FID(n.inception(art=False), **o)
-        elif name == "cfsd":
-            out[name] = CFSD(n.vgg(), **o)
-        elif name == "gram":
-            out[name] = GramLoss(n.vgg(), **o)
-        elif name == "style_score":
-            out[name] = StyleScore(n.vgg(), **o)
-        elif name == "dino":
-            out[name] = DINOScore(n.dino(), **o)
-        elif name == "clip_i":
-            out[name] = CLIPImageScore(n.clip(), **o)
-        elif name == "clip_t":
-            out[name] = CLIPTextScore(n.clip(), **o)
-    if "artfid" in names:
-        shared = out.get("lpips")
-        lp = shared if isinstance(shared, LPIPS) else LPIPS(n.lpips())
-        art = ArtFID(lp, FID(n.inception(art=True)), update_lpips=shared is None, **opts.get("artfid", {}))
-        out = {k: (art if k == "artfid" else out[k]) for k in names}
-    return out
+    # ArtFID last, so that it shares an LPIPS metric listed after it (HAM_TABLE starts with artfid)
+    for name in sorted(names, key=lambda k: k == "artfid"):
+        try:
+            out[name] = _build_one(name, n, opts.get(name, {}), out)
+        except WeightsError as exc:
+            raise WeightsError(f"the `{name}` metric cannot be computed: {exc} Or leave {name} out of "
+                               f"`metrics.names`.") from exc
+        except TypeError as exc:  # an option the metric's class does not take
+            if not opts.get(name):
+                raise
+            raise ConfigError(f"`metrics.{name}` holds an option the {name} metric does not take ({exc}); "
+                              f"its options are the keyword arguments of its class in stylex.metrics.") from exc
+    return {k: out[k] for k in names}
+
+
+def _build_one(name: str, n: _Networks, o: dict[str, Any], built: Mapping[str, Metric]) -> Metric:
+    """One metric on the shared networks; ArtFID reuses an LPIPS metric already built (one LPIPS per pair)."""
+    if name == "lpips":
+        return LPIPS(n.lpips(), **o)
+    if name == "fid":
+        return FID(n.inception(art=False), **o)
+    if name == "cfsd":
+        return CFSD(n.vgg(), **o)
+    if name == "gram":
+        return GramLoss(n.vgg(), **o)
+    if name == "style_score":
+        return StyleScore(n.vgg(), **o)
+    if name == "dino":
+        return DINOScore(n.dino(), **o)
+    if name == "clip_i":
+        return CLIPImageScore(n.clip(), **o)
+    if name == "clip_t":
+        return CLIPTextScore(n.clip(), **o)
+    assert name == "artfid", name
+    shared = built.get("lpips")
+    lp = shared if isinstance(shared, LPIPS) else LPIPS(n.lpips())
+    return ArtFID(lp, FID(n.inception(art=True)), update_lpips=shared is None, **o)

@@ -2,11 +2,12 @@
 
 Every problem is collected and reported at once in one `InputError`: outputs whose name does not split into a
 known content stem and style stem, stems that match two files (`a.png` and `a.jpg`), and names that split more
-than one way. Nothing is guessed.
+than one way. Nothing is guessed. Overlays that runs write beside an output (`{name}.regions-content.png`,
+`{name}.attention-{style}.png`) are not outputs and are skipped.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,32 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def index_images(location: str | Path, role: str) -> dict[str, list[Path]]:
-    """stem -> image files, for a folder (not recursive) or a single image file."""
+Location = str | Path | Sequence[str | Path]
+
+
+def describe_location(location: Location) -> str:
+    """A folder or file as itself; a list as a short summary (the bundled samples are a list of 4 long paths)."""
+    if isinstance(location, (str, Path)):
+        return str(location)
+    paths = [Path(str(p)) for p in location]
+    names = ", ".join(p.name for p in paths[:4]) + (", ..." if len(paths) > 4 else "")
+    parents = sorted({str(p.parent) for p in paths})
+    where = f" in {parents[0]}" if len(parents) == 1 else ""
+    return f"the {len(paths)} files given ({names}){where}"
+
+
+def index_images(location: Location, role: str) -> dict[str, list[Path]]:
+    """stem -> image files, for a folder (not recursive), a single image file, or a list of either."""
+    if not isinstance(location, (str, Path)):
+        entries = list(location)
+        if not entries:
+            raise InputError(f"no {role} images were given (an empty list). Pass a folder or image files.")
+        merged: dict[str, list[Path]] = {}
+        for entry in entries:
+            for stem, files in index_images(entry, role).items():
+                known = merged.setdefault(stem, [])
+                known += [f for f in files if f not in known]  # the same file listed twice is one image
+        return merged
     path = Path(location).expanduser()
     if path.is_file():
         if not _is_image(path):
@@ -53,6 +78,29 @@ def index_images(location: str | Path, role: str) -> dict[str, list[Path]]:
     return index
 
 
+def is_overlay(stem: str, folder: Path, output_stems: set[str]) -> bool:
+    """`{name}.{suffix}` is an overlay of output `name` when that output (or its JSON sidecar) is in the folder.
+
+    Every '.' is tried, because content and style names may themselves contain dots.
+    """
+    return any(stem[:i] in output_stems or (folder / f"{stem[:i]}.json").is_file()
+               for i, ch in enumerate(stem) if ch == "." and i > 0)
+
+
+def output_images(outputs: str | Path) -> dict[str, list[Path]]:
+    """stem -> files of the outputs folder, without the overlay images written beside the outputs."""
+    index = index_images(outputs, "output")
+    folder = Path(outputs).expanduser()
+    if not folder.is_dir():
+        return index
+    stems = set(index)
+    kept = {stem: files for stem, files in index.items() if not is_overlay(stem, folder, stems)}
+    if not kept:
+        raise InputError(f"the output folder {folder} holds only overlay images ({{name}}.{{suffix}}.png), no "
+                         f"outputs. Point `outputs` at a run directory or its images/ folder.")
+    return kept
+
+
 def _listing(problems: list[str]) -> str:
     shown = [f"  - {p}" for p in problems[:MAX_LISTED]]
     if len(problems) > MAX_LISTED:
@@ -60,13 +108,14 @@ def _listing(problems: list[str]) -> str:
     return "\n".join(shown)
 
 
-def pair_outputs(outputs: str | Path, contents: str | Path, styles: str | Path, *,
+def pair_outputs(outputs: str | Path, contents: Location, styles: Location, *,
                  texts: Mapping[str, str] | None = None) -> list[Pair]:
     """All (output, content, style) triples, sorted by content then style stem.
 
+    `contents` / `styles`: a folder, an image file, or a list of either.
     `texts` maps style stems to a style text (CLIP-T); otherwise a `{style}.txt` beside the style image is read.
     """
-    out_index = index_images(outputs, "output")
+    out_index = output_images(outputs)
     c_index, s_index = index_images(contents, "content"), index_images(styles, "style")
     problems: list[str] = []
     pairs: list[Pair] = []
@@ -92,8 +141,8 @@ def pair_outputs(outputs: str | Path, contents: str | Path, styles: str | Path, 
             continue
         if not found:
             (c, s), = splits
-            lacks = [f"content '{c}' in {contents}"] if c not in c_index else []
-            lacks += [f"style '{s}' in {styles}"] if s not in s_index else []
+            lacks = [f"content '{c}' in {describe_location(contents)}"] if c not in c_index else []
+            lacks += [f"style '{s}' in {describe_location(styles)}"] if s not in s_index else []
             problems.append(f"output {files[0].name}: no {' and no '.join(lacks)}")
             continue
         (c, s), = found
@@ -110,8 +159,9 @@ def pair_outputs(outputs: str | Path, contents: str | Path, styles: str | Path, 
         pairs.append(Pair(files[0], c_index[c][0], style_file, c, s, text))
     if problems:
         raise InputError(
-            f"{len(problems)} output image(s) in {outputs} cannot be paired with the content images in {contents} "
-            f"and the style images in {styles}:\n{_listing(problems)}\n"
+            f"{len(problems)} output image(s) in {outputs} cannot be paired with the content images in "
+            f"{describe_location(contents)} and the style images in {describe_location(styles)}:\n"
+            f"{_listing(problems)}\n"
             f"Outputs must be named {{content}}{SEPARATOR}{{style}}.png after the file names (without extension) "
             f"of one content and one style image: pass the folders the outputs were made from, or move the "
             f"unrelated outputs away.")

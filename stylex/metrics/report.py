@@ -119,8 +119,9 @@ def _atomic_write(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> Pa
 
 
 def write_metrics_csv(path: str | Path, rows: Sequence[Row]) -> Path:
-    """Per-image values: content, style, output, then one column per per-image metric."""
-    return _atomic_write(Path(path), rows, _columns(rows, ("content", "style", "output")))
+    """Per-image values: (method,) content, style, output, then one column per per-image metric."""
+    first = (("method",) if any("method" in r for r in rows) else ()) + ("content", "style", "output")
+    return _atomic_write(Path(path), rows, _columns(rows, first))
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

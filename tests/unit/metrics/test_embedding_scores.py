@@ -1,7 +1,7 @@
-"""DINO / CLIP-I / CLIP-T cosines with injected and tiny random embedders; the offline tiny tokenizer."""
+"""DINO / CLIP-I / CLIP-T cosines with injected and tiny random embedders (the tiny CLIP uses the backbones'
+tokenizer)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,6 @@ import torch
 from stylex.errors import InputError, WeightsError
 from stylex.metrics.base import PairBatch
 from stylex.metrics.embedding_scores import CLIPImageScore, CLIPTextScore, DINOScore
-from stylex.metrics.tokenizer import tiny_clip_tokenizer, write_tiny_clip_tokenizer_files
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +63,17 @@ def test_clip_text_score_without_texts(clip, images) -> None:  # type: ignore[no
     assert metric.update(batch).shape == (4,)
 
 
-def test_tiny_tokenizer_files(tmp_path: Path) -> None:
-    write_tiny_clip_tokenizer_files(tmp_path)
-    vocab = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
-    assert len(vocab) == 514 and vocab["<|startoftext|>"] == 512 and vocab["<|endoftext|>"] == 513
-    assert vocab["a"] == ord("a") - ord("!") and vocab["a</w>"] == 256 + ord("a") - ord("!")
-    assert (tmp_path / "merges.txt").read_text(encoding="utf-8") == "#version: 0.2\n"
-    tok = tiny_clip_tokenizer(tmp_path)
+def test_tiny_clip_uses_the_backbones_tokenizer(clip) -> None:  # type: ignore[no-untyped-def]
+    from stylex.backbones.tokenizer import tiny_clip_tokenizer
+
+    tok = clip.tokenizer
+    assert tok is tiny_clip_tokenizer()  # one offline tokenizer for every tiny CLIP text tower
     ids = tok("ab c")["input_ids"]
-    assert ids == [512, vocab["a"], vocab["b</w>"], vocab["c</w>"], 513]
+    cfg = clip.model.config.text_config
+    assert ids[0] == cfg.bos_token_id and ids[-1] == cfg.eos_token_id == cfg.pad_token_id and len(ids) == 5
+    assert max(tok.get_vocab().values()) < cfg.vocab_size
+    a, b, c = clip.embed_texts(["ab c", "ab c", "ab d"])  # pooled at EOS: the same text, the same embedding
+    assert torch.allclose(a, b) and not torch.allclose(a, c)
 
 
 def test_missing_clip_model_is_a_weights_error(tmp_path: Path) -> None:

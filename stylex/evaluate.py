@@ -1,0 +1,27 @@
+"""`python -m stylex.evaluate outputs=<run dir>`: the papers' metrics as tables, a grid and W&B.
+
+Settings: configs/evaluate.yaml; the work: stylex.metrics.evaluation.
+"""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from stylex.cli import guarded, run_entry
+from stylex.data.samples import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+@guarded
+def main(cfg: DictConfig) -> None:
+    from stylex.metrics.evaluation import run_evaluation
+    from stylex.pipeline import build_loggers, quiet_lightning
+
+    quiet_lightning()
+    run_evaluation(cfg, build_loggers(cfg))
+
+
+if __name__ == "__main__":
+    run_entry(main, "evaluate")

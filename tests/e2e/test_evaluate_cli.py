@@ -1,0 +1,99 @@
+"""`python -m stylex.evaluate` end to end on fake outputs (with sidecars and overlays) and tiny metric networks."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from stylex.data.images import file_digest
+from tests.conftest import write_image
+from tests.e2e.cli import run_cli
+
+
+def fake_run(root: Path) -> tuple[Path, Path, Path]:
+    """contents (cat, dog) x styles (wave, stars) -> run/images/{c}__{s}.png with sidecars, as stylex.run writes
+    them, plus the overlay images a StyleGallery run puts beside each output."""
+    contents, styles, images = root / "photos", root / "paintings", root / "run" / "images"
+    c_files = [write_image(contents / "cat.png", (96, 64), seed=1), write_image(contents / "dog.jpg", (64, 96), seed=2)]
+    s_files = [write_image(styles / "wave.png", (80, 80), seed=3), write_image(styles / "stars.png", (100, 70), seed=4)]
+    for i, c in enumerate(c_files):
+        for j, s in enumerate(s_files):
+            name = f"{c.stem}__{s.stem}"
+            write_image(images / f"{name}.png", (64, 64), seed=10 + 2 * i + j)
+            (images / f"{name}.json").write_text(json.dumps({
+                "name": name, "method": "fake", "content": {"path": str(c), "sha256_16": file_digest(c)},
+                "styles": [{"path": str(s), "sha256_16": file_digest(s)}]}))
+            write_image(images / f"{name}.regions-content.png", (64, 64), seed=99)
+            write_image(images / f"{name}.attention-{s.stem}.png", (64, 64), seed=98)
+    return root / "run", contents, styles
+
+
+@pytest.mark.slow
+def test_evaluate_writes_tables_and_grid(tmp_path: Path) -> None:
+    run, contents, styles = fake_run(tmp_path)
+    out = tmp_path / "eval"
+    result = run_cli("stylex.evaluate", f"outputs={run}", f"contents={contents}", f"styles={styles}", "debug=smoke",
+                     "logger=none", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "Evaluation convention: images RGB, squashed to 128x128" in log
+
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [(r["method"], r["content"], r["style"]) for r in rows] == [
+        ("fake", "cat", "stars"), ("fake", "cat", "wave"), ("fake", "dog", "stars"), ("fake", "dog", "wave")]
+    for r in rows:
+        assert 0 <= float(r["lpips"]) <= 1 and -1 <= float(r["dino"]) <= 1 and float(r["gram"]) >= 0, r
+        assert all(math.isfinite(float(r[k])) for k in ("style_score", "cfsd", "clip_i", "clip_t"))
+
+    (summary,) = list(csv.DictReader((out / "summary.csv").open()))
+    assert summary["method"] == "fake" and summary["n_images"] == "4" and summary["outputs"] == str(run / "images")
+    assert float(summary["fid"]) >= 0 and float(summary["artfid"]) >= 1
+    assert float(summary["lpips"]) == pytest.approx(sum(float(r["lpips"]) for r in rows) / 4, rel=1e-5)
+    assert "squashed to 128x128" in summary["preprocess"] and "clip_t texts" in summary["preprocess"]
+    tables = (out / "summary.md").read_text()
+    assert "## StyleGallery table" in tables and "## HAM table" in tables and "| fake | 4 |" in tables
+
+    grid = Image.open(out / "grid.png")
+    assert grid.size == (128 + 2 * 128, 18 + 16 + 128 + 2 * (128 + 16))  # input thumbnails + 2 x 2 outputs
+
+
+@pytest.mark.slow
+def test_mismatched_folders_exit_2_and_write_nothing(tmp_path: Path) -> None:
+    run, contents, styles = fake_run(tmp_path)
+    (styles / "stars.png").unlink()
+    out = tmp_path / "eval"
+    result = run_cli("stylex.evaluate", f"outputs={run}", f"contents={contents}", f"styles={styles}", "debug=smoke",
+                     "logger=none", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "2 output image(s)" in result.stderr and "cat__stars.png: no style 'stars'" in result.stderr
+    assert "regions-content" not in result.stderr  # overlays are not outputs
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (out / "metrics.csv").exists() and not (out / "summary.csv").exists()
+
+
+def test_missing_weights_exit_2_naming_the_metric_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In process (the same `guarded` main the command runs): no subprocess needed for the message."""
+    from hydra import compose, initialize_config_dir
+
+    from stylex.cli import guarded
+    from stylex.data.samples import register_resolvers
+    from stylex.metrics.evaluation import run_evaluation
+
+    run, contents, styles = fake_run(tmp_path)
+    register_resolvers()
+    missing = tmp_path / "weights" / "vgg19-dcbb9e9d.pth"
+    with initialize_config_dir(str(Path(__file__).parents[2] / "configs"), version_base="1.3"):
+        cfg = compose("evaluate", overrides=[f"outputs={run}", f"contents={contents}", f"styles={styles}",
+                                             "logger=none", f"paths.output_dir={tmp_path / 'eval'}",
+                                             "metrics.names=[gram]", f"metrics.weights.vgg19={missing}"])
+    with pytest.raises(SystemExit) as exit_info:
+        guarded(run_evaluation)(cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "the `gram` metric cannot be computed" in err and "VGG19" in err and str(missing) in err
+    assert "`metrics.weights.vgg19=/path/to/vgg19-dcbb9e9d.pth`" in err and "debug=smoke" in err
+    assert not (tmp_path / "eval" / "metrics.csv").exists()

@@ -1,0 +1,244 @@
+"""The pieces of `python -m stylex.evaluate` and experiments/compare: finding outputs, naming methods, refusing
+wrong inputs, tables, merged result files, the config, and the compare script's commands."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from stylex.data.images import file_digest
+from stylex.errors import ConfigError, InputError, WeightsError
+from stylex.metrics import evaluation as ev
+from stylex.metrics.factory import DEFAULT_WEIGHTS, METRICS, build_metrics
+from stylex.metrics.pairing import describe_location, index_images, pair_outputs
+from stylex.metrics.report import read_csv
+
+REPO = Path(__file__).parents[3]
+
+
+def _img(path: Path, value: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (value, 20, 30)).save(path)
+    return path
+
+
+def _run(root: Path, method: str | None = "ad", styles_per_output: int = 1) -> tuple[Path, Path, Path]:
+    """root/run/images with {c}__{s}.png, sidecars (as stylex.run writes them) and overlays."""
+    c, s, images = root / "content", root / "style", root / "run" / "images"
+    cs = [_img(c / "cat.jpg", 1), _img(c / "dog.png", 2)]
+    ss = [_img(s / "monet.png", 3), _img(s / "hokusai.png", 4)]
+    for cf in cs:
+        for sf in ss:
+            name = f"{cf.stem}__{sf.stem}"
+            _img(images / f"{name}.png", 5)
+            _img(images / f"{name}.regions-content.png")
+            _img(images / f"{name}.regions-{sf.stem}.png")
+            if method is not None:
+                refs = ss[:styles_per_output] if styles_per_output > 1 else [sf]
+                (images / f"{name}.json").write_text(json.dumps({
+                    "method": method, "content": {"path": str(cf), "sha256_16": file_digest(cf)},
+                    "styles": [{"path": str(r), "sha256_16": file_digest(r)} for r in refs]}))
+    return root / "run", c, s
+
+
+# ---------------------------------------------------------------------------------------------- finding outputs
+
+def test_run_dir_means_its_images_folder(tmp_path: Path) -> None:
+    run, _, _ = _run(tmp_path)
+    assert ev.images_dir(run) == run / "images" == ev.images_dir(run / "images")
+    assert ev.run_name(run / "images") == "run" and ev.run_name(tmp_path / "pics") == "pics"
+    with pytest.raises(InputError, match="no such folder"):
+        ev.images_dir(tmp_path / "nope")
+
+
+def test_overlays_beside_outputs_are_not_outputs(tmp_path: Path) -> None:
+    run, c, s = _run(tmp_path, method=None)  # no sidecars: overlays are recognised by their output's image
+    pairs = pair_outputs(run / "images", c, s)
+    assert sorted(p.output.name for p in pairs) == [
+        "cat__hokusai.png", "cat__monet.png", "dog__hokusai.png", "dog__monet.png"]
+    only = tmp_path / "only"
+    _img(only / "a__b.regions-content.png")
+    (only / "a__b.json").write_text("{}")
+    with pytest.raises(InputError, match="only overlay images"):
+        pair_outputs(only, c, s)
+
+
+def test_inputs_may_be_lists_of_files_and_folders(tmp_path: Path) -> None:
+    run, c, s = _run(tmp_path)
+    files = [str(c / "cat.jpg"), str(c / "dog.png")]
+    assert sorted(index_images(files, "content")) == ["cat", "dog"]
+    assert sorted(index_images([str(c), str(c / "cat.jpg")], "content")["cat"]) == [c / "cat.jpg"]  # listed twice: one
+    assert describe_location(files) == f"the 2 files given (cat.jpg, dog.png) in {c}"
+    assert len(pair_outputs(run / "images", files, [str(s)])) == 4
+
+
+# ---------------------------------------------------------------------------------------------- methods and checks
+
+def test_method_names_from_sidecars_override_or_folder(tmp_path: Path) -> None:
+    run, c, s = _run(tmp_path / "a", method="stylegallery")
+    (group,) = ev.collect(run, c, s)
+    assert group.label == "stylegallery" and len(group.pairs) == 4 and group.folder == run / "images"
+    assert ev.collect(run, c, s, method_name="mine")[0].label == "mine"
+    bare, c2, s2 = _run(tmp_path / "b", method=None)
+    assert ev.collect(bare, c2, s2)[0].label == "run"  # no sidecars: the run directory's name
+
+
+def test_the_same_method_in_two_folders_is_told_apart(tmp_path: Path) -> None:
+    one, c, s = _run(tmp_path / "one")
+    two = tmp_path / "two"
+    (two / "images").mkdir(parents=True)
+    for f in (one / "images").iterdir():
+        (two / "images" / f.name).write_bytes(f.read_bytes())
+    labels = [g.label for g in ev.collect_all([one, two], c, s)]
+    assert labels == ["ad (run)", "ad (two)"]  # the run directories: one/run, two
+    assert [g.label for g in ev.collect_all([one, two], c, s, method_names=["x", "y"])] == ["x", "y"]
+    with pytest.raises(ConfigError, match="one name per folder"):
+        ev.collect_all([one, two], c, s, method_names=["x"])
+
+
+def test_gallery_outputs_made_against_many_styles_are_refused(tmp_path: Path) -> None:
+    run, c, s = _run(tmp_path, styles_per_output=2)
+    with pytest.raises(InputError, match=r"2 style references at once.*data.pairing=product"):
+        ev.collect(run, c, s)
+
+
+def test_outputs_made_from_other_images_with_the_same_names_are_refused(tmp_path: Path) -> None:
+    run, c, s = _run(tmp_path)
+    _img(c / "cat.jpg", 200)  # same name, other pixels
+    with pytest.raises(InputError, match=r"cat__monet.png: its content .*cat.jpg is not the image") as info:
+        ev.collect(run, c, s)
+    assert "check_inputs=false" in str(info.value) and "dog__" not in str(info.value)
+    assert len(ev.collect(run, c, s, check_inputs=False)[0].pairs) == 4
+
+
+def test_unpairable_outputs_point_at_the_folders_in_their_sidecars(tmp_path: Path) -> None:
+    run, c, s = _run(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    _img(elsewhere / "x.png")
+    with pytest.raises(InputError, match="cannot be paired") as info:
+        ev.collect(run, elsewhere, s)
+    assert f"pass `contents={c} styles={s}`" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------- tables and files
+
+def test_markdown_table_marks_the_best_value_per_direction() -> None:
+    rows = [{"method": "a", "n_images": 2, "lpips": 0.5, "dino": 0.7, "fid": "nan"},
+            {"method": "b", "n_images": 2, "lpips": 0.4, "dino": 0.6, "fid": "nan"}]
+    table = ev.markdown_table(rows, ["lpips", "dino", "fid"])
+    assert table.splitlines()[0] == "| method | n | LPIPS ↓ | DINO ↑ |"  # fid: no values, no column
+    assert "| a | 2 | 0.5000 | **0.7000** |" in table and "| b | 2 | **0.4000** | 0.6000 |" in table
+    doc = ev.summary_markdown([{**rows[0], "cfsd": 0.1, "preprocess": "squashed"}])
+    assert "## StyleGallery table" in doc and "## HAM table" in doc and "## Other metrics" in doc
+    assert doc.rstrip().endswith("Evaluation convention: squashed")
+    assert set(ev.HIGHER_IS_BETTER) == set(METRICS) and ev.HIGHER_IS_BETTER["style_score"]
+
+
+def test_grid_selection_caps_contents_and_styles(tmp_path: Path) -> None:
+    run, c, s = _run(tmp_path)
+    groups = ev.collect(run, c, s)
+    picked = ev.grid_selection(groups, max_contents=1, max_styles=None)
+    assert [(p.content_stem, p.style_stem) for p in picked["ad"]] == [("cat", "hokusai"), ("cat", "monet")]
+
+
+def test_results_merge_across_evaluations(tmp_path: Path) -> None:
+    def rows(method: str, value: float) -> tuple[list[dict], list[dict]]:
+        per_image = [{"method": method, "content": "c", "style": "s", "output": "o.png", "lpips": value}]
+        return per_image, [{"method": method, "n_images": 1, "lpips": value, "preprocess": "p"}]
+
+    files = ev.write_results(tmp_path, *rows("a", 0.1), grid=Image.new("RGB", (4, 4)))
+    ev.write_results(tmp_path, *rows("b", 0.2), grid=None)
+    ev.write_results(tmp_path, *rows("a", 0.3), grid=None)  # evaluated again: replaces its rows
+    assert {r["method"]: float(r["lpips"]) for r in read_csv(files["metrics"])} == {"b": 0.2, "a": 0.3}
+    assert {r["method"]: float(r["lpips"]) for r in read_csv(files["summary"])} == {"b": 0.2, "a": 0.3}
+    assert list(read_csv(files["metrics"])[0])[:4] == ["method", "content", "style", "output"]
+    assert "| a | 1 | 0.3000 |" in files["tables"].read_text() and files["grid"].is_file()
+
+
+# ---------------------------------------------------------------------------------------------- config and factory
+
+@pytest.fixture(scope="module")
+def eval_cfg():  # type: ignore[no-untyped-def]
+    from hydra import compose, initialize_config_dir
+
+    from stylex.data.samples import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        return compose("evaluate", overrides=["outputs=x", "debug=smoke"])
+
+
+def test_config_defaults_are_the_factory_defaults(eval_cfg) -> None:  # type: ignore[no-untyped-def]
+    assert dict(eval_cfg.metrics.weights) == DEFAULT_WEIGHTS
+    assert list(eval_cfg.metrics.names) == list(METRICS)
+    assert eval_cfg.tiny_models is True and eval_cfg.metrics.smoke_size < eval_cfg.metrics.size
+    assert len(eval_cfg.contents) == 4 and len(eval_cfg.styles) == 4  # the bundled samples
+
+
+def test_config_options_are_accepted_by_the_metrics(eval_cfg) -> None:  # type: ignore[no-untyped-def]
+    from omegaconf import OmegaConf
+
+    options = {k: OmegaConf.to_container(eval_cfg.metrics[k]) for k in METRICS if eval_cfg.metrics.get(k)}
+    assert set(options) == {"cfsd", "gram", "style_score", "clip_t"}
+    metrics = build_metrics(["cfsd", "gram", "style_score"], smoke=True, options=options)
+    assert metrics["style_score"].grid == 4  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"`metrics.gram` holds an option"):
+        build_metrics(["gram"], smoke=True, options={"gram": {"no_such_option": 1}})
+
+
+def test_missing_weights_name_the_metric_and_the_key(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match=r"the `lpips` metric cannot be computed.*metrics\.weights\.alexnet"):
+        build_metrics(["lpips"], weights={"alexnet": str(tmp_path / "alexnet.pth")})
+
+
+def test_artfid_shares_an_lpips_listed_after_it() -> None:
+    metrics = build_metrics(["artfid", "lpips"], smoke=True)
+    assert list(metrics) == ["artfid", "lpips"]
+    assert metrics["artfid"].lpips is metrics["lpips"]  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------- experiments/compare
+
+@pytest.fixture(scope="module")
+def compare():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("compare_run", REPO / "experiments" / "compare" / "run.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["compare_run"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_compare_plan_and_commands(compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    configs = tmp_path / "configs"
+    (configs / "experiment").mkdir(parents=True)
+    for name in ("ad", "gallery"):
+        (configs / "experiment" / f"{name}.yaml").write_text("")
+    plan = compare.parse_args(["contents=photos", "styles=my paintings", "out=res", "debug=smoke", "logger=none",
+                               "trainer=gpu", "eval.metrics.names=[lpips]"], configs=configs)
+    assert plan.experiments == ["ad", "gallery"] and [n for n, _ in plan.skipped] == ["styleid", "ham_sd21"]
+    run = compare.run_command(plan, "gallery")
+    assert run[1:] == ["-m", "stylex.run", "experiment=gallery", "data.content='photos'",
+                       "data.styles='my paintings'", "data.pairing=product", "hydra.run.dir='res/gallery'",
+                       "debug=smoke", "logger=none", "trainer=gpu"]
+    evaluate = compare.evaluate_command(plan, ["ad", "gallery"])
+    assert evaluate[1:] == ["-m", "stylex.evaluate", "outputs=['res/ad','res/gallery']", "contents='photos'",
+                            "styles='my paintings'", "hydra.run.dir='res'", "debug=smoke", "logger=none",
+                            "metrics.names=[lpips]"]
+    default = compare.parse_args([], configs=configs)
+    assert not any(a.startswith(("data.content", "data.styles")) for a in compare.run_command(default, "ad"))
+    with pytest.raises(compare.UsageError, match="none of the experiments"):
+        compare.parse_args(["methods=nope"], configs=configs)
+
+
+def test_quoted_hydra_values_parse_back(compare) -> None:  # type: ignore[no-untyped-def]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    (override,) = parser.parse_overrides([f"x={compare._quote('/a b/c,d[1]')}"])
+    assert override.value() == "/a b/c,d[1]"
+    (listed,) = parser.parse_overrides(["outputs=[" + ",".join(compare._quote(p) for p in ("/r/a", "/r/b")) + "]"])
+    assert listed.value() == ["/r/a", "/r/b"]
