@@ -159,14 +159,15 @@ def select_layers(model: torch.nn.Module, prefixes: list[str] | tuple[str, ...],
     return found
 
 
-def install_control(model: torch.nn.Module, layers: list[str], control: AttentionControl | None = None) -> AttentionControl:
-    """Put an `EditableAttnProcessor` on each layer in `layers`; every other layer keeps its processor."""
+def install_control(model: torch.nn.Module, layers: list[str], control: AttentionControl | None = None,
+                    processor: type = EditableAttnProcessor) -> AttentionControl:
+    """Put a `processor(layer, control)` on each layer in `layers`; every other layer keeps its processor."""
     control = control or AttentionControl()
     wanted = set(layers)
     processors = {}
-    for key, processor in model.attn_processors.items():
+    for key, current in model.attn_processors.items():
         layer = key.removesuffix(".processor")
-        processors[key] = EditableAttnProcessor(layer, control) if layer in wanted else processor
+        processors[key] = processor(layer, control) if layer in wanted else current
     names = [k.removesuffix(".processor") for k in processors]
     unknown = wanted - set(names)
     if unknown:

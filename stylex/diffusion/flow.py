@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from stylex.diffusion.sampling import BatchLayout
+from stylex.diffusion.sampling import BatchLayout, encode_branches
 
 Velocity = Callable[[Tensor, float], Tensor]  # v(z, t) with t = σ·num_train_timesteps
 
@@ -172,11 +171,7 @@ def prepare_flow_teachers(
     """Encode contents [B,3,H,W] and references (each [3,h,w], resized to the contents' size so every branch
     shares one transformer call) and flow-invert them in one batch with `prompt`, no guidance.
     Returns the content and style trajectories."""
-    size = tuple(contents.shape[-2:])
-    styles = torch.stack([r if tuple(r.shape[-2:]) == size else
-                          F.interpolate(r[None].float(), size=size, mode="bilinear", align_corners=False,
-                                        antialias=True)[0].clamp(0, 1) for r in references])
-    latents = backbone.encode(torch.cat([contents.to(styles.dtype), styles]))
+    latents = encode_branches(backbone, contents, references)
     cond = backbone.embed_prompt([prompt])
     trajectory = flow_invert(latents, lambda z, t: backbone.denoise(z, t, cond), backbone.scheduler_config,
                              num_steps, shift, on_step)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stylex.diffusion.adain import adain_tokens
-from stylex.diffusion.attention import AttentionControl, AttnCall, Editor, sdpa
+from stylex.diffusion.attention import AttentionControl, AttnCall, Editor, install_control, sdpa
 from stylex.diffusion.editors import CONTENT, STUDENT, STYLE, BranchEditor
 from stylex.diffusion.sampling import BatchLayout
 
@@ -151,19 +151,7 @@ def install_joint_control(model: torch.nn.Module, layers: list[str],
                           control: AttentionControl | None = None) -> AttentionControl:
     """Put an `EditableJointAttnProcessor` on each layer in `layers` (joint `attn` and/or image-only `attn2`
     paths); every other layer keeps its processor."""
-    control = control or AttentionControl()
-    wanted = set(layers)
-    processors = {}
-    for key, processor in model.attn_processors.items():
-        layer = key.removesuffix(".processor")
-        processors[key] = EditableJointAttnProcessor(layer, control) if layer in wanted else processor
-    unknown = wanted - {k.removesuffix(".processor") for k in processors}
-    if unknown:
-        raise ValueError(f"not attention layers of this model: {sorted(unknown)}")
-    # before set_attn_processor: it consumes (pops) the dict it is given
-    control.layers = [layer for layer in (k.removesuffix(".processor") for k in processors) if layer in wanted]
-    model.set_attn_processor(processors)
-    return control
+    return install_control(model, layers, control, EditableJointAttnProcessor)
 
 
 def remove_joint_control(model: torch.nn.Module) -> None:

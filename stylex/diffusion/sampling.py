@@ -142,6 +142,16 @@ def sample_branches(
     return state
 
 
+def encode_branches(backbone: Any, contents: Tensor, references: list[Tensor]) -> Tensor:
+    """Latents of contents [B,3,H,W] then references (each [3,h,w]), the references resized to the contents'
+    size so every branch shares one denoiser call per step (the reference codes run both at 512²)."""
+    size = tuple(contents.shape[-2:])
+    styles = torch.stack([r if tuple(r.shape[-2:]) == size else
+                          F.interpolate(r[None].float(), size=size, mode="bilinear", align_corners=False,
+                                        antialias=True)[0].clamp(0, 1) for r in references])
+    return backbone.encode(torch.cat([contents.to(styles.dtype), styles]))
+
+
 def prepare_teachers(
     backbone: Any,
     contents: Tensor,
@@ -155,11 +165,7 @@ def prepare_teachers(
     References are resized to the contents' size so that every branch shares one UNet call per step (the
     reference codes run both at 512²). Returns the content and style trajectories {t: [B|R,4,h,w]}.
     """
-    size = tuple(contents.shape[-2:])
-    styles = torch.stack([r if tuple(r.shape[-2:]) == size else
-                          F.interpolate(r[None].float(), size=size, mode="bilinear", align_corners=False,
-                                        antialias=True)[0].clamp(0, 1) for r in references])
-    latents = backbone.encode(torch.cat([contents.to(styles.dtype), styles]))
+    latents = encode_branches(backbone, contents, references)
     cond = backbone.embed_prompt([prompt])
     trajectory = ddim_invert(latents, lambda x, t: backbone.denoise(x, t, cond), backbone.scheduler_config,
                              num_steps, on_step)

@@ -200,7 +200,7 @@ def _build_locked(root: Path, roots: list[str], files: list[tuple[str, Path]], a
             raise InputError(f"{exc} Or pass gallery.rebuild=true to rebuild it in place.") from None
         old = None
     if old is not None and old.get("config_hash") != chash and not rebuild:
-        fix = (f"Pass gallery.rebuild=true to recompute every image with the current settings, build into "
+        fix = ("Pass gallery.rebuild=true to recompute every image with the current settings, build into "
                f"another gallery.out, or build with the settings it was made with.")
         raise ConfigError(mismatch_message(root, old, identity, fix))
     if old is not None and rebuild:
