@@ -11,8 +11,21 @@ FAMILIES = ("sd", "sd3")
 
 
 def load_backbone(family: str, model: str, dtype: str = "auto", tiny: bool = False,
-                  device: str | torch.device = "cpu", **kwargs: Any) -> Any:
-    """Load a diffusion backbone by family, or build a tiny random one of that family (`tiny=true`)."""
+                  device: str | torch.device = "cpu", compile: bool = False, **kwargs: Any) -> Any:
+    """Load a diffusion backbone by family, or build a tiny random one of that family (`tiny=true`).
+
+    `compile=true` compiles the denoiser in place with torch.compile (its module paths, processors and
+    parameters stay as they are); the first steps then pay the compilation time.
+    """
+    backbone = _load_backbone(family, model, dtype, tiny, device, **kwargs)
+    if compile:
+        denoiser = getattr(backbone, "unet", None) or backbone.transformer
+        denoiser.compile()
+    return backbone
+
+
+def _load_backbone(family: str, model: str, dtype: str, tiny: bool, device: str | torch.device,
+                   **kwargs: Any) -> Any:
     if family == "sd":
         if tiny:
             from stylex.backbones.tiny import tiny_sd
