@@ -109,7 +109,7 @@ def build_method(cfg: DictConfig, device: torch.device) -> tuple[Any, str]:
                 OmegaConf.update(cfg, key, True)
     method = instantiate(cfg.method)
     method.use_backbone(backbone)
-    method.setup("predict")  # the method's other frozen models (DINO, depth, LoRA)
+    method.load_models(device)  # the method's other frozen models (DINO, depth, LoRA)
     method.show_progress = False
     if hasattr(method, "cache"):  # measure first-time images: stage 1 included, nothing read from disk
         from stylex.cache import ArtifactCache

@@ -95,6 +95,7 @@ def stylize(cfg: DictConfig) -> None:
     quiet_lightning()
     one_device_per_job(cfg)
 
+    from stylex.callbacks.log_config import LogConfig
     from stylex.callbacks.writer import OutputWriter
     from stylex.data.outputs import OutputStore
 
@@ -116,9 +117,10 @@ def stylize(cfg: DictConfig) -> None:
         if isinstance(callback, OutputWriter):
             callback.bind(store, chash)
     loggers = build_loggers(cfg)
-    for logger in loggers:
-        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash})
+    callbacks.append(LogConfig({**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash}))
     trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    if trainer.world_size == 1:  # load (or fail on) the weights before Lightning opens the loggers
+        method.load_models(trainer.strategy.root_device)
     trainer.predict(method, datamodule=datamodule, return_predictions=False)
     for logger in loggers:
         logger.finalize("success")

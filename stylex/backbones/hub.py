@@ -27,9 +27,10 @@ def hf_cache_dir() -> str:
 def missing_weights_message(what: str, model_id: str, config_key: str, detail: str = "") -> str:
     if is_local_path(model_id):
         where = f"the local path {Path(model_id).expanduser().resolve()}"
+    elif os.environ.get("HF_HUB_OFFLINE") == "1":
+        where = f"the Hugging Face cache at {hf_cache_dir()} (offline: HF_HUB_OFFLINE=1)"
     else:
-        online = "offline (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE") == "1" else "online, then"
-        where = f"the Hugging Face hub ({online}) and the cache at {hf_cache_dir()}"
+        where = f"the Hugging Face cache at {hf_cache_dir()} and on the hub (not reachable or not there)"
     msg = (
         f"Could not load the {what} weights '{model_id}'. Looked in {where}. "
         f"To fix: download them once where there is internet (`hf download {model_id}`) and copy the cache here "

@@ -149,8 +149,13 @@ class StyleTransferMethod(L.LightningModule):
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
+        device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
+        self.load_models(device)
+
+    def load_models(self, device: torch.device) -> None:
+        """Load every frozen model the method uses (once). The pipeline calls it before the run starts, so
+        missing weights stop a run before any logger or output exists; Lightning's `setup` calls it again."""
         if self.backbone is None:
-            device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
             self.use_backbone(self._backbone_factory(device=device))
 
     def use_backbone(self, backbone: Any) -> None:

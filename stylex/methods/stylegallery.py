@@ -129,9 +129,8 @@ class StyleGallery(AttentionDistillationBase):
         self._gallery: Any = None
 
     # -- models ------------------------------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        super().setup(stage)
-        device = self.backbone.device
+    def load_models(self, device: torch.device) -> None:
+        super().load_models(device)
         if self.dino is None and self._dino_factory is not None:
             self.dino = self._dino_factory(device=device)
         if self.depth is None and self._depth_factory is not None and self.region_params.depth_enabled:

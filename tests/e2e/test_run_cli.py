@@ -60,10 +60,10 @@ def test_bad_input_exits_2_with_a_message_and_no_partial_output(tmp_path, image_
     contents, styles = image_folders
     overrides, expected = bad_cases(tmp_path, contents, styles)[case]
     out = tmp_path / "run"
-    base = ["experiment=smoke", "logger=none", f"hydra.run.dir={out}", f"data.content={contents}",
-            f"data.styles={styles}"]
+    base = ["experiment=smoke", f"hydra.run.dir={out}", f"data.content={contents}", f"data.styles={styles}"]
     result = run_cli("stylex.run", *base, *overrides, cwd=tmp_path)
     assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
     assert expected in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not list(out.glob("images/*"))
+    assert not (out / "wandb").exists(), "a run that stops on bad input opens no W&B run"
