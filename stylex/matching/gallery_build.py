@@ -201,7 +201,7 @@ def _build_locked(root: Path, roots: list[str], files: list[tuple[str, Path]], a
         old = None
     if old is not None and old.get("config_hash") != chash and not rebuild:
         fix = ("Pass gallery.rebuild=true to recompute every image with the current settings, build into "
-               f"another gallery.out, or build with the settings it was made with.")
+               "another gallery.out, or build with the settings it was made with.")
         raise ConfigError(mismatch_message(root, old, identity, fix))
     if old is not None and rebuild:
         log.warning("Rebuilding %s: every image runs stage 1 again.", root)
