@@ -4,7 +4,10 @@ Entry points print the message and exit with status 2, without a traceback.
 """
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 EXIT_USAGE = 2
+T = TypeVar("T")
 
 
 class StylexError(Exception):
@@ -23,5 +26,10 @@ class WeightsError(StylexError):
     """Model weights that cannot be found or loaded."""
 
 
-class ResourceError(StylexError):
-    """The machine ran out of something (GPU memory, disk)."""
+def settings_from_config(cls: type[T], config: dict[str, Any], key: str) -> T:
+    """Build a settings dataclass from a config node; an unknown option is a ConfigError listing the known ones."""
+    try:
+        return cls(**config)
+    except TypeError as exc:
+        known = ", ".join(getattr(cls, "__dataclass_fields__", {}))
+        raise ConfigError(f"{key}: {exc}. Known options: {known}.") from None

@@ -21,7 +21,7 @@ from torch import Tensor
 from stylex.cache import ArtifactCache
 from stylex.diffusion.attention import sdpa
 from stylex.diffusion.schedules import optimisation_timesteps
-from stylex.errors import ConfigError
+from stylex.errors import ConfigError, settings_from_config
 from stylex.matching import Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides
 from stylex.methods.base import AttentionDistillationBase, Group, Stylized, Timer, group_items, optimise_latents
 from stylex.regions.extract import RegionParams, extract_regions
@@ -49,10 +49,7 @@ class MatchingParams:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "MatchingParams":
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise ConfigError(f"method.matching: {exc}. Known options: {', '.join(cls.__dataclass_fields__)}.") from None
+        return settings_from_config(cls, config, "method.matching")
 
 
 def tensor_digest(image: Tensor) -> str:

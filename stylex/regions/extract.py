@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from stylex.diffusion.ddim import ddim_invert
-from stylex.errors import ConfigError
+from stylex.errors import ConfigError, settings_from_config
 from stylex.regions.cluster import RegionWarning, cluster_features
 from stylex.regions.features import mix_features, time_weights
 from stylex.regions.refine import apply_user_mask, clean_small_regions, depth_split_merge, merge_by_latent, relabel_consecutive
@@ -41,10 +41,7 @@ class RegionParams:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RegionParams":
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise ConfigError(f"method.regions: {exc}. Known options: {', '.join(cls.__dataclass_fields__)}.") from None
+        return settings_from_config(cls, config, "method.regions")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
