@@ -98,6 +98,8 @@ class SDBackbone:
         """The UNet's prediction (ε or v, per `scheduler_config['prediction_type']`) under the backbone's autocast."""
         if cond.shape[0] == 1 and latents.shape[0] > 1:
             cond = cond.expand(latents.shape[0], -1, -1)
+        # a tensor (int64 for an int, as diffusers makes it): a compiled UNet then does not specialise on each t
+        t = torch.as_tensor(t, device=latents.device).reshape(-1).expand(latents.shape[0])
         with self.autocast:
             return self.unet(latents, t, encoder_hidden_states=cond).sample.float()
 
