@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stylex.cache import ArtifactCache
-from stylex.diffusion.attention import sdpa
+from stylex.diffusion.regional_attention import (BACKENDS, Pair, flex_layout, flex_targets, gather_targets,
+                                                 token_weights)
 from stylex.diffusion.schedules import optimisation_timesteps
 from stylex.errors import ConfigError, settings_from_config
 from stylex.matching import Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides
@@ -78,21 +79,6 @@ def labels_at(labels: Tensor, grid: tuple[int, int]) -> Tensor:
     return F.interpolate(labels[None, None].float(), size=grid, mode="nearest")[0, 0].long().flatten()
 
 
-def regional_target(q: Tensor, k: Tensor, v: Tensor, q_idx: Tensor, kv_mask: Tensor, temperature: float,
-                    mask_mode: str = "sparse") -> Tensor:
-    """Target attention of one matched pair at one layer, for the queries `q_idx` of the content region.
-
-    sparse: softmax over the style region's keys only. zero (official): Q, K, V are multiplied by the 0/1
-    masks, so every zeroed key still takes weight exp(0) in the softmax and dilutes the target.
-    q [H,N,d]; k, v [H,M,d]; kv_mask [M] bool. Returns [H, len(q_idx), d].
-    """
-    q_i = q[:, q_idx]
-    if mask_mode == "sparse":
-        return sdpa(q_i[None], k[:, kv_mask][None], v[:, kv_mask][None], temperature)[0]
-    m = kv_mask.to(k.dtype)[None, :, None]
-    return sdpa(q_i[None], (k * m)[None], (v * m)[None], temperature)[0]
-
-
 class StyleGallery(AttentionDistillationBase):
     name = "stylegallery"
 
@@ -103,12 +89,19 @@ class StyleGallery(AttentionDistillationBase):
                  mask_mode: str = "sparse", init: str = "inverted", fallback_temperature: float = 1.0,
                  prompt: str = "", cache_dir: str | None = None, user_masks: str | None = None,
                  visualise: dict | None = None, accel: dict | None = None, gallery: dict | None = None,
-                 seed: int = 0, show_progress: bool = True, early_exit: bool = True):
+                 regional_attention: str = "gather", seed: int = 0, show_progress: bool = True,
+                 early_exit: bool = True):
         super().__init__(backbone, layers, prompt, seed, show_progress, early_exit)
         if mask_mode not in MASK_MODES:
             raise ConfigError(f"method.mask_mode={mask_mode!r} is not one of: {', '.join(MASK_MODES)}.")
         if init not in INITS:
             raise ConfigError(f"method.init={init!r} is not one of: {', '.join(INITS)}.")
+        if regional_attention not in BACKENDS:
+            raise ConfigError(f"method.regional_attention={regional_attention!r} is not one of: {', '.join(BACKENDS)}.")
+        if regional_attention == "flex" and mask_mode != "sparse":
+            raise ConfigError("method.regional_attention=flex computes the sparse target only; use gather with "
+                              f"method.mask_mode={mask_mode}.")
+        self.regional_attention = regional_attention
         self.region_params = RegionParams.from_config(dict(regions or {}))
         self.matching = MatchingParams.from_config(dict(matching or {}))
         self._dino_factory, self._depth_factory = dino, depth
@@ -230,8 +223,8 @@ class StyleGallery(AttentionDistillationBase):
 
     # -- stage 3 -----------------------------------------------------------------------------------------
     def pair_tokens(self, plan: dict[str, Any], layer: str, content_grid: tuple[int, int],
-                    style: list[dict[str, dict[str, Tensor]]]) -> list[tuple[Match, Tensor, Tensor | None]]:
-        """Per match at one layer: the content region's token indices and the style region's key mask
+                    style: list[dict[str, dict[str, Tensor]]]) -> list[Pair]:
+        """The matched pairs at one layer: each content region's token indices and its style region's key mask
         (None for a fallback match). Regions that vanish at this layer's resolution are left out."""
         cache = plan.setdefault("tokens", {})
         if layer not in cache:
@@ -245,31 +238,42 @@ class StyleGallery(AttentionDistillationBase):
                     n_keys = style[plan["ref_ids"][match.reference]][layer]["k"].shape[2]
                     kv_mask = labels_at(ref_labels, layer_grid(n_keys, tuple(ref_labels.shape))) == match.style_region
                 if q_idx.numel() and (kv_mask is None or kv_mask.any()):
-                    pairs.append((match, q_idx, kv_mask))
+                    temperature = self.fallback_temperature if match.fallback else self.temperature
+                    pairs.append(Pair(q_idx, match.reference, kv_mask, temperature))
             cache[layer] = pairs
         return cache[layer]
 
+    def regional_targets(self, q: Tensor, keys: list[tuple[Tensor, Tensor]], plan: dict[str, Any], layer: str,
+                         pairs: list[Pair]) -> Tensor:
+        """[H,N,d] target attention of one image at one layer, by the configured backend."""
+        if self.regional_attention == "gather":
+            return gather_targets(q, keys, pairs, self.mask_mode)
+        compiled = q.device.type == "cuda"  # on CPU flex runs eagerly (a check of the CUDA path; gather is faster)
+        layouts = plan.setdefault("flex", {})
+        if layer not in layouts:
+            layouts[layer] = flex_layout(pairs, q.shape[1], [k.shape[1] for k, _ in keys], q.device, compiled)
+        return flex_targets(q, keys, layouts[layer], compiled)
+
     def regional_loss(self, latent: Tensor, t: int, refs: dict[str, Any], plans: list[dict[str, Any]]) -> Tensor:
-        """L_RSL + λ_c·L_GCL per image (METHODS.md 2.3)."""
+        """L_RSL + λ_c·L_GCL per image (METHODS.md 2.3): the sum over matched pairs of the mean |out − target|
+        over the pair's heads, tokens and channels, plus λ_c times the query-preservation L1."""
         student = self.record(latent, t, ("q", "out"))
         style = refs["style"]
         total = latent.new_zeros(latent.shape[0])
         for layer in self.layers:
             q_all, out_all = student[layer]["q"], student[layer]["out"]
-            grid = layer_grid(q_all.shape[2], tuple(latent.shape[-2:]))
+            heads, n_tokens, dim = q_all.shape[1:]
+            grid = layer_grid(n_tokens, tuple(latent.shape[-2:]))
             for b, plan in enumerate(plans):
-                q, out = q_all[b].detach(), out_all[b]
-                for match, q_idx, kv_mask in self.pair_tokens(plan, layer, grid, style):
-                    with torch.no_grad():
-                        if kv_mask is None:  # below min_score: the global AD loss over all references
-                            ks = torch.cat([style[r][layer]["k"][0] for r in plan["ref_ids"]], dim=1)
-                            vs = torch.cat([style[r][layer]["v"][0] for r in plan["ref_ids"]], dim=1)
-                            target = sdpa(q[:, q_idx][None], ks[None], vs[None], self.fallback_temperature)[0]
-                        else:
-                            rec = style[plan["ref_ids"][match.reference]][layer]
-                            target = regional_target(q, rec["k"][0], rec["v"][0], q_idx, kv_mask, self.temperature,
-                                                     self.mask_mode)
-                    total[b] = total[b] + (out[:, q_idx].float() - target.float()).abs().mean()
+                pairs = self.pair_tokens(plan, layer, grid, style)
+                weights = plan.setdefault("weights", {})
+                if layer not in weights:
+                    weights[layer] = token_weights(pairs, n_tokens, heads, dim, latent.device)
+                keys = [(style[r][layer]["k"][0], style[r][layer]["v"][0]) for r in plan["ref_ids"]]
+                with torch.no_grad():
+                    target = self.regional_targets(q_all[b].detach(), keys, plan, layer, pairs)
+                per_token = (out_all[b].float() - target.float()).abs().sum(dim=(0, 2))
+                total[b] = total[b] + (weights[layer] * per_token).sum()
             content_q = refs["content_q"][layer]
             total = total + self.content_weight * (q_all.float() - content_q.float()).abs().flatten(1).mean(1)
         return total
@@ -324,7 +328,8 @@ class StyleGallery(AttentionDistillationBase):
             plan = plans[b]
             rows = match_rows(plan["matches"], [s.name for s in item.styles])
             info = {**self.describe(), "timesteps": timesteps, "iters_per_step": self.iters_per_step, "lr": self.lr,
-                    "content_weight": self.content_weight, "mask_mode": self.mask_mode, "init": self.init,
+                    "content_weight": self.content_weight, "mask_mode": self.mask_mode,
+                    "regional_attention": self.regional_attention, "init": self.init,
                     "accel": {"name": self.accel["name"], "schedule": self.accel["schedule"],
                               "lora": self.lora.describe() if self.lora is not None else None},
                     "regions": {"content": int(plan["content_labels"].max()) + 1,
@@ -404,15 +409,16 @@ class StyleGallery(AttentionDistillationBase):
         maps = []
         for b, plan in enumerate(plans):
             per_ref: dict[int, Tensor] = {}
-            for match, q_idx, kv_mask in self.pair_tokens(plan, layer, grid, style):
+            for pair in self.pair_tokens(plan, layer, grid, style):
+                q_idx, kv_mask = pair.query_idx, pair.key_mask
                 if kv_mask is None:
                     continue
-                k = style[plan["ref_ids"][match.reference]][layer]["k"][0]
-                ref_grid = layer_grid(k.shape[1], tuple(plan["ref_labels"][match.reference].shape))
+                k = style[plan["ref_ids"][pair.reference]][layer]["k"][0]
+                ref_grid = layer_grid(k.shape[1], tuple(plan["ref_labels"][pair.reference].shape))
                 logits = self.temperature * student[b][:, q_idx] @ k[:, kv_mask].transpose(-1, -2) * k.shape[-1] ** -0.5
                 weights = torch.zeros(k.shape[1], device=k.device)
-                weights[kv_mask] = logits.softmax(-1).mean(dim=(0, 1)) * q_idx.numel()
-                acc = per_ref.setdefault(match.reference, torch.zeros(ref_grid, device=k.device))
+                weights[kv_mask] = logits.float().softmax(-1).mean(dim=(0, 1)) * q_idx.numel()
+                acc = per_ref.setdefault(pair.reference, torch.zeros(ref_grid, device=k.device))
                 acc += weights.reshape(ref_grid)
             maps.append({r: (m / m.max().clamp_min(1e-12)).cpu() for r, m in per_ref.items()})
         return maps

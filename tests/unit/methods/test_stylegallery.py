@@ -1,47 +1,9 @@
-import math
-
 import pytest
 import torch
 
 from stylex.methods.attention_distillation import AttentionDistillation
-from stylex.methods.stylegallery import (StyleGallery, labels_at, layer_grid, normalised_noise, regional_target,
-                                         tensor_digest)
+from stylex.methods.stylegallery import StyleGallery, labels_at, layer_grid, normalised_noise, tensor_digest
 from stylex.matching import Match
-
-
-def qkv(seed=0, n=12, m=10, heads=2, d=4):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(heads, n, d, generator=g), torch.randn(heads, m, d, generator=g), torch.randn(heads, m, d, generator=g)
-
-
-def test_sparse_target_is_a_softmax_restricted_to_the_pair():
-    q, k, v = qkv()
-    q_idx = torch.tensor([1, 4, 5])
-    kv_mask = torch.zeros(10, dtype=torch.bool)
-    kv_mask[[0, 3, 7, 8]] = True
-    s = 1.5
-    target = regional_target(q, k, v, q_idx, kv_mask, s, "sparse")
-    logits = s * q[:, q_idx] @ k[:, kv_mask].transpose(-1, -2) / 2.0
-    assert torch.allclose(target, logits.softmax(-1) @ v[:, kv_mask], atol=1e-6)
-    # no style token outside the matched region receives any weight: changing them changes nothing
-    k2, v2 = k.clone(), v.clone()
-    k2[:, ~kv_mask] = 100.0
-    v2[:, ~kv_mask] = -100.0
-    assert torch.allclose(regional_target(q, k2, v2, q_idx, kv_mask, s, "sparse"), target)
-
-
-def test_zero_mode_reproduces_the_diluted_formula():
-    q, k, v = qkv(1)
-    q_idx = torch.tensor([0, 2])
-    kv_mask = torch.zeros(10, dtype=torch.bool)
-    kv_mask[2:5] = True
-    s, d = 1.5, 4
-    target = regional_target(q, k, v, q_idx, kv_mask, s, "zero")
-    e = torch.exp(s * q[:, q_idx] @ k[:, kv_mask].transpose(-1, -2) / math.sqrt(d))
-    zeroed = int((~kv_mask).sum())  # each zeroed key has logit 0 -> weight exp(0) = 1 in the denominator
-    diluted = (e @ v[:, kv_mask]) / (e.sum(-1, keepdim=True) + zeroed)
-    assert torch.allclose(target, diluted, atol=1e-6)
-    assert not torch.allclose(target, regional_target(q, k, v, q_idx, kv_mask, s, "sparse"), atol=1e-3)
 
 
 def test_init_normalises_each_pixel_across_channels():
@@ -83,6 +45,27 @@ def test_one_region_each_reduces_to_ad_with_the_same_temperature(tiny_backbone):
     assert torch.allclose(sg, ad.ad_loss(latent, t, ad_refs), rtol=1e-5)
 
 
+def test_flex_and_gather_give_the_same_regional_loss(tiny_backbone):
+    """Two content regions matched to two references plus a fallback region: both backends agree."""
+    g = torch.Generator().manual_seed(1)
+    latent, content, *styles = (torch.randn(1, 4, 8, 8, generator=g) for _ in range(4))
+    labels = torch.zeros(8, 8, dtype=torch.long)
+    labels[:, 3:], labels[5:, 5:] = 1, 2
+    ref_labels = [torch.arange(64).reshape(8, 8) % 2, (torch.arange(64).reshape(8, 8) // 16) % 3]
+    matches = [Match(0, 0, 1, 1.0, 1.0, 1.0, 1.0, False), Match(1, 1, 2, 1.0, 1.0, 1.0, 1.0, False),
+               Match(2, 0, 0, 0.1, 0.1, 0.1, 0.1, True)]
+    losses = []
+    for backend in ("gather", "flex"):
+        gallery = StyleGallery(regional_attention=backend, fallback_temperature=1.0, show_progress=False)
+        gallery.use_backbone(tiny_backbone)
+        t = 500
+        refs = {"style": gallery.record_references([s[0] for s in styles[:2]], t, ("k", "v")),
+                "content_q": {layer: rec["q"] for layer, rec in gallery.record(content, t, ("q",)).items()}}
+        plan = {"matches": matches, "ref_ids": [0, 1], "content_labels": labels, "ref_labels": ref_labels}
+        losses.append(gallery.regional_loss(latent, t, refs, [plan]))
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5)
+
+
 def test_stage1_cache_reuses_unchanged_and_recomputes_changed_parameters(tiny_backbone, tmp_path):
     from stylex.backbones import load_dino_model
 
@@ -114,5 +97,9 @@ def test_bad_settings_are_config_errors():
         StyleGallery(mask_mode="dense")
     with pytest.raises(ConfigError, match="method.regions"):
         StyleGallery(regions={"max_clusters": 4})
+    with pytest.raises(ConfigError, match="regional_attention"):
+        StyleGallery(regional_attention="dense")
+    with pytest.raises(ConfigError, match="sparse target only"):
+        StyleGallery(regional_attention="flex", mask_mode="zero")
     with pytest.raises(ConfigError, match="method.matching"):
         StyleGallery(matching={"weights": 1})
