@@ -21,6 +21,7 @@ log = logging.getLogger("stylex.bench")
 TASKS = {
     "methods": "stylex.bench_methods:run",
     "gallery": "stylex.bench_gallery:run",
+    "regional": "stylex.bench_regional:run",
 }
 
 

@@ -6,7 +6,6 @@ clustered too, and uniform noise would make any inverted file look worse than it
 """
 from __future__ import annotations
 
-import csv
 import logging
 import tempfile
 import time
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from stylex.bench_report import format_table, report
 from stylex.matching import faiss_index
 from stylex.matching.faiss_index import IndexSpec
 
@@ -111,25 +111,6 @@ def build_benchmark(cfg: DictConfig, n_images: int) -> dict[str, Any]:
             "regions": report.regions, "backbone": method.backbone.model_id}
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "(no rows)"
-    columns = list(dict.fromkeys(c for row in rows for c in row))
-    cells = [[str(row.get(c, "")) if row.get(c) is not None else "" for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths))  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(dict.fromkeys(c for row in rows for c in row))
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def run(cfg: DictConfig) -> dict[str, list[dict[str, Any]]]:
     """The whole `task=gallery` benchmark: logs two tables and writes them as CSV to paths.output_dir."""
     b = cfg.gallery_bench
@@ -146,9 +127,5 @@ def run(cfg: DictConfig) -> dict[str, list[dict[str, Any]]]:
                                          int(b.points_per_cluster), int(cfg.seed), str(b.device))
     log.info("Gallery search (synthetic descriptors, recall against exact search):\n%s",
              format_table(results["search"]))
-    out = Path(cfg.paths.output_dir)
-    for name, rows in results.items():
-        if rows:
-            write_csv(out / f"bench_gallery_{name}.csv", rows)
-    log.info("Tables written to %s", out)
+    report(cfg, {f"bench_gallery_{name}": rows for name, rows in results.items()})
     return results

@@ -228,9 +228,7 @@ def print_table(rows: list[BenchRow]) -> str:
 
 def run(cfg: DictConfig) -> list[BenchRow]:
     """`python -m stylex.bench` (task=methods): the table for every configured experiment, as CSV and in W&B."""
-    import csv
-
-    from stylex.pipeline import build_loggers
+    from stylex.bench_report import report
 
     opts = cfg.methods_bench
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
@@ -244,17 +242,5 @@ def run(cfg: DictConfig) -> list[BenchRow]:
         raise StylexError("bench: no experiment could be measured (see the warnings above).")
     table = print_table(rows)
     log.info("Speed and memory per method (* = best batch):\n%s", table)
-    out = Path(cfg.paths.output_dir) / "bench_methods.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0].as_dict()))
-        writer.writeheader()
-        writer.writerows(r.as_dict() for r in rows)
-    log.info("Wrote %s", out)
-    for logger in build_loggers(cfg):
-        import wandb
-
-        data = [list(r.as_dict().values()) for r in rows]
-        logger.experiment.log({"bench/methods": wandb.Table(columns=list(rows[0].as_dict()), data=data)})
-        logger.finalize("success")
+    report(cfg, {"bench_methods": [r.as_dict() for r in rows]})
     return rows

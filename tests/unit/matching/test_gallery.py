@@ -275,7 +275,8 @@ def test_configs_compose_for_runs_builds_and_benchmarks():
 
 
 def test_search_benchmark_reports_latency_and_recall():
-    from stylex.bench_gallery import format_table, search_benchmark
+    from stylex.bench_gallery import search_benchmark
+    from stylex.bench_report import format_table
 
     rows = search_benchmark([600], 16, 20, 10, [IndexSpec(), IndexSpec(type="ivfpq", m=4)],
                             points_per_cluster=50)
