@@ -1,8 +1,8 @@
 """Speed and memory of every method on synthetic inputs: seconds per image, UNet evaluations per second,
 achieved TFLOP/s (torch's FLOP counter) against the device's peak, and peak memory.
 
-Real weights are used when present; otherwise random weights of the real architecture (SD1.5 / SD2.1 built
-in); `debug=smoke` uses the tiny models. Nothing here is asserted: `python -m stylex.bench` reports.
+Real weights are used when present; otherwise random weights of the real architecture (SD1.5, SD2.1 and
+SD3.5 Medium / Large are built in); `debug=smoke` uses the tiny models. Nothing here is asserted.
 """
 from __future__ import annotations
 
@@ -95,14 +95,17 @@ def build_method(cfg: DictConfig, device: torch.device) -> tuple[Any, str]:
         backbone = instantiate(cfg.backbone)(device=device)
         weights = "tiny random" if cfg.get("tiny_models") else "pretrained"
     except WeightsError:
-        from stylex.backbones.architectures import ARCHITECTURES, random_sd
+        from stylex.backbones.architectures import STANDS_IN_FOR, random_backbone
 
-        arch = {"stable-diffusion-v1-5/stable-diffusion-v1-5": "sd15",
-                "stabilityai/stable-diffusion-2-1-base": "sd21"}.get(str(cfg.backbone.model))
-        if arch not in ARCHITECTURES:
+        arch = STANDS_IN_FOR.get(str(cfg.backbone.model))
+        if arch is None:
             raise WeightsError(f"no weights for {cfg.backbone.model} and no built-in architecture to stand in; "
                                f"benchmark it with its weights present or with debug=smoke.") from None
-        backbone = random_sd(arch, dtype=cfg.backbone.dtype, device=device)
+        backbone = random_backbone(arch, dtype=cfg.backbone.dtype, device=device)
+        if cfg.backbone.get("compile"):
+            from stylex.backbones import compile_denoiser
+
+            compile_denoiser(backbone)
         weights = f"random {arch}"
         for key in ("method.dino.tiny", "method.depth.tiny", "method.accel.lora.tiny"):
             if OmegaConf.select(cfg, key) is not None:
@@ -157,12 +160,13 @@ def bench_experiment(cfg: DictConfig, name: str, batches: list[int], resolution:
     denoiser = getattr(method.backbone, "unet", None) or method.backbone.transformer
     rows = []
     for batch in batches:
-        method.num_steps = full_steps
         items = synthetic_items(batch, resolution, n_styles)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
-            method.predict_step(items[:1])  # warm-up (kernels, allocator)
+            method.num_steps = 1  # warm-up: every shape of the timed run (kernels, compilation, allocator)
+            method.predict_step(items)
+            method.num_steps = full_steps
             forget_images(method)
             with count_denoiser_rows(denoiser) as evals:
                 seconds = timed(lambda: method.predict_step(items), device)

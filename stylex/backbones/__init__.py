@@ -19,7 +19,7 @@ def load_backbone(family: str, model: str, dtype: str = "auto", tiny: bool = Fal
     """
     backbone = _load_backbone(family, model, dtype, tiny, device, **kwargs)
     if compile:
-        compile_denoiser(getattr(backbone, "unet", None) or backbone.transformer)
+        compile_denoiser(backbone)
     return backbone
 
 
@@ -28,8 +28,9 @@ def load_backbone(family: str, model: str, dtype: str = "auto", tiny: bool = Fal
 COMPILED_BLOCKS = ("ResnetBlock2D", "FeedForward")
 
 
-def compile_denoiser(denoiser: torch.nn.Module, recompile_limit: int = 128) -> int:
-    """torch.compile each ResNet and feed-forward block in place (regional compilation); returns how many.
+def compile_denoiser(backbone: Any, recompile_limit: int = 128) -> int:
+    """torch.compile each ResNet and feed-forward block of the backbone's denoiser in place (regional
+    compilation); returns how many.
 
     Static shapes give the fastest kernels and avoid dynamic-shape lowering bugs. Each block class is called with
     one shape per width, resolution, batch (references vs contents) and grad mode, which is more graphs than
@@ -38,6 +39,7 @@ def compile_denoiser(denoiser: torch.nn.Module, recompile_limit: int = 128) -> i
     import torch._dynamo
 
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, recompile_limit)
+    denoiser = getattr(backbone, "unet", None) or backbone.transformer
     blocks = [m for m in denoiser.modules() if type(m).__name__ in COMPILED_BLOCKS]
     for block in blocks:
         block.compile(dynamic=False)
