@@ -40,6 +40,8 @@ class BenchRow:
     achieved_tflops: float
     peak_fraction: float | None
     peak_memory_gb: float
+    student_tflops: float | None = None  # the optimised student's forward+backward alone (latent-optimising methods)
+    student_peak_fraction: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -151,6 +153,30 @@ def flops_per_image(method: Any, items: list[Any], steps: int) -> float:
     return float(counts[0] - per_step + steps * per_step)
 
 
+def student_tflops(method: Any, batch: int, resolution: int, device: torch.device, repeats: int = 3) -> float | None:
+    """TFLOP/s of the student pass of a latent-optimising method: the denoiser up to the last layer the loss
+    needs, then the gradient back to the latent. None for sampling methods (StyleID, HAM)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stylex.methods.base import AttentionDistillationBase
+
+    if not isinstance(method, AttentionDistillationBase):
+        return None
+    channels = int(method.backbone.unet.config.in_channels)
+    latent = torch.randn(batch, channels, resolution // 8, resolution // 8, device=device, requires_grad=True)
+
+    def step() -> None:
+        records = method.record(latent, 500, ("q", "out"))
+        sum(rec["out"].float().square().mean() for rec in records.values()).backward()
+
+    with torch.enable_grad():
+        step()  # warm-up
+        with FlopCounterMode(display=False) as counter:
+            step()
+        seconds = timed(lambda: [step() for _ in range(repeats)], device) / repeats
+    return counter.get_total_flops() / seconds / 1e12
+
+
 def bench_experiment(cfg: DictConfig, name: str, batches: list[int], resolution: int, steps: int | None,
                      device: torch.device, n_styles: int) -> list[BenchRow]:
     method, weights = build_method(cfg, device)
@@ -175,9 +201,11 @@ def bench_experiment(cfg: DictConfig, name: str, batches: list[int], resolution:
             break
         per_image = seconds / batch
         achieved = flops * batch / seconds / 1e12
+        memory = peak_memory_gb(device)
+        student = student_tflops(method, batch, resolution, device)
         rows.append(BenchRow(name, weights, str(device), resolution, full_steps, batch, per_image, batch / seconds,
-                             evals[0] / seconds, flops / 1e12, achieved, achieved / peak if peak else None,
-                             peak_memory_gb(device)))
+                             evals[0] / seconds, flops / 1e12, achieved, achieved / peak if peak else None, memory,
+                             student, student / peak if peak and student is not None else None))
         log.info("%s batch %d: %.3f s/image", name, batch, per_image)
     method.teardown("predict")  # e.g. unfuse and unload an acceleration LoRA
     return rows
@@ -219,14 +247,16 @@ def print_table(rows: list[BenchRow]) -> str:
         if row.method not in best or row.images_per_second > best[row.method].images_per_second:
             best[row.method] = row
     header = (f"{'method':<14}{'weights':<14}{'steps':>6}{'batch':>6}{'s/image':>10}{'img/s':>9}{'UNet/s':>9}"
-              f"{'TFLOP/img':>11}{'TFLOP/s':>9}{'% peak':>8}{'mem GB':>8}")
+              f"{'TFLOP/img':>11}{'TFLOP/s':>9}{'% peak':>8}{'mem GB':>8}{'student TFLOP/s':>17}{'% peak':>8}")
     lines = [header, "-" * len(header)]
+    percent = lambda x: f"{100 * x:.1f}" if x is not None else "-"  # noqa: E731
     for r in rows:
-        peak = f"{100 * r.peak_fraction:.1f}" if r.peak_fraction is not None else "-"
         mark = "*" if best[r.method] is r else " "
+        student = f"{r.student_tflops:.2f}" if r.student_tflops is not None else "-"
         lines.append(f"{r.method:<14}{r.weights:<14}{r.steps:>6}{r.batch:>5}{mark}{r.seconds_per_image:>10.3f}"
                      f"{r.images_per_second:>9.3f}{r.unet_evals_per_second:>9.1f}{r.tflops_per_image:>11.3f}"
-                     f"{r.achieved_tflops:>9.2f}{peak:>8}{r.peak_memory_gb:>8.2f}")
+                     f"{r.achieved_tflops:>9.2f}{percent(r.peak_fraction):>8}{r.peak_memory_gb:>8.2f}"
+                     f"{student:>17}{percent(r.student_peak_fraction):>8}")
     return "\n".join(lines)
 
 
