@@ -7,7 +7,6 @@ two real backends (`gather`, `flex`) are measured against, and it is not offered
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Callable
 
 import torch
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor
 
-from stylex.bench_methods import peak_memory_gb
+from stylex.bench_methods import peak_memory_gb, timed
 from stylex.bench_report import format_table, report
 from stylex.diffusion.regional_attention import Pair, flex_layout, flex_targets, gather_targets
 
@@ -30,7 +29,8 @@ def voronoi_labels(side: int, regions: int, generator: torch.Generator) -> Tenso
     return torch.cdist(points, seeds).argmin(dim=1)
 
 
-def planted_pairs(side: int, n_refs: int, regions: int, seed: int, device: torch.device) -> list[Pair]:
+def planted_pairs(side: int, n_refs: int, regions: int, seed: int, device: torch.device,
+                  temperature: float = 1.5) -> list[Pair]:
     """Content region i matched to a random region of reference i mod n_refs; empty regions are skipped."""
     g = torch.Generator().manual_seed(seed)
     content = voronoi_labels(side, regions, g)
@@ -41,12 +41,14 @@ def planted_pairs(side: int, n_refs: int, regions: int, seed: int, device: torch
         key_mask = styles[ref] == int(torch.randint(regions, (1,), generator=g))
         query_idx = (content == i).nonzero().flatten()
         if query_idx.numel() and key_mask.any():
-            pairs.append(Pair(query_idx.to(device), ref, key_mask.to(device), 1.5))
+            pairs.append(Pair(query_idx.to(device), ref, key_mask.to(device), temperature))
     return pairs
 
 
 def dense_targets(q: Tensor, keys: list[tuple[Tensor, Tensor]], pairs: list[Pair]) -> Tensor:
-    """The baseline: one SDPA over every reference's keys with a dense [N, M] mask (rows of no pair get none)."""
+    """The baseline: one SDPA over every reference's keys with a dense [N, M] mask (rows of no pair get none).
+    One temperature for all pairs, as in a run without fallback matches."""
+    (temperature,) = {p.temperature for p in pairs}
     k, v = torch.cat([k for k, _ in keys], dim=1), torch.cat([v for _, v in keys], dim=1)
     offsets = [0]
     for key, _ in keys:
@@ -58,7 +60,7 @@ def dense_targets(q: Tensor, keys: list[tuple[Tensor, Tensor]], pairs: list[Pair
         mask[p.query_idx] = row
     mask[~mask.any(dim=1)] = True  # rows outside every pair: any finite answer (they weigh 0 in the loss)
     return F.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask,
-                                          scale=1.5 * q.shape[-1] ** -0.5)[0]
+                                          scale=temperature * q.shape[-1] ** -0.5)[0]
 
 
 def measure(fn: Callable[[], Tensor], device: torch.device, repeats: int) -> tuple[Tensor, float, float]:
@@ -66,37 +68,31 @@ def measure(fn: Callable[[], Tensor], device: torch.device, repeats: int) -> tup
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, (time.perf_counter() - start) * 1000 / repeats, peak_memory_gb(device)
+    seconds = timed(lambda: [fn() for _ in range(repeats)], device)
+    return out, seconds * 1000 / repeats, peak_memory_gb(device)
 
 
 def bench_layer(side: int, heads: int, dim: int, n_refs: int, regions: int, backends: list[str],
-                device: torch.device, dtype: torch.dtype, repeats: int, seed: int = 0) -> list[dict[str, Any]]:
+                device: torch.device, dtype: torch.dtype, repeats: int, temperature: float = 1.5,
+                seed: int = 0) -> list[dict[str, Any]]:
     """One row per backend at one layer size; `max_abs_diff` is against gather."""
     g = torch.Generator().manual_seed(seed)
     n = side * side
     q = torch.randn(heads, n, dim, generator=g).to(device, dtype)
     keys = [(torch.randn(heads, n, dim, generator=g).to(device, dtype),
              torch.randn(heads, n, dim, generator=g).to(device, dtype)) for _ in range(n_refs)]
-    pairs = planted_pairs(side, n_refs, regions, seed, device)
+    pairs = planted_pairs(side, n_refs, regions, seed, device, temperature)
     layout = flex_layout(pairs, n, [n] * n_refs, device) if "flex" in backends else None
     runs = {"gather": lambda: gather_targets(q, keys, pairs),
             "flex": lambda: flex_targets(q, keys, layout),
             "dense": lambda: dense_targets(q, keys, pairs)}
-    rows, reference = [], None
+    rows = []
+    paired = torch.cat([p.query_idx for p in pairs])
     with torch.no_grad():
+        reference = gather_targets(q, keys, pairs)[:, paired].float()
         for backend in backends:
             out, ms, mem = measure(runs[backend], device, repeats)
             mem = round(mem, 3) if device.type == "cuda" else None  # CPU: the process peak says nothing per row
-            paired = torch.cat([p.query_idx for p in pairs])
-            if reference is None:
-                reference = gather_targets(q, keys, pairs)[:, paired].float()
             diff = (out[:, paired].float() - reference).abs().max().item()
             rows.append({"backend": backend, "tokens": n, "heads": heads, "head_dim": dim, "references": n_refs,
                          "pairs": len(pairs), "dtype": str(dtype).removeprefix("torch."), "ms_per_call": round(ms, 3),
@@ -117,7 +113,8 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
         side = latent_side // int(layer.downsample)
         for n_refs in opts.references:
             rows += bench_layer(side, int(layer.heads), int(layer.head_dim), int(n_refs), int(opts.regions),
-                                list(opts.backends), device, dtype, int(opts.repeats), int(cfg.seed))
+                                list(opts.backends), device, dtype, int(opts.repeats), float(opts.temperature),
+                                int(cfg.seed))
     log.info("Regional attention target, one image at one layer (%s):\n%s", device.type, format_table(rows))
     report(cfg, {"bench_regional": rows})
     return rows
