@@ -1,4 +1,11 @@
-"""stylex: training-free diffusion style transfer (StyleGallery, HAM, Attention Distillation, StyleID)."""
+"""stylex: training-free diffusion style transfer (StyleGallery, HAM, Attention Distillation, StyleID).
+
+The package root holds the entry points (`run`, `index`, `evaluate`; `bench/` is a package) and the few modules
+every layer shares: `errors` (user-facing errors), `cli` (clean exits for entry points), `cache` (the
+content-addressed artifact cache used by methods and benchmarks) and `pipeline` (a composed config turned into
+datamodule, method, loggers and trainer, shared by every entry point). The packages and their layering are in
+docs/DESIGN.md.
+"""
 from stylex.errors import ConfigError, InputError, StylexError, WeightsError
 
 __version__ = "0.1.0"

@@ -16,31 +16,11 @@ register_resolvers()
 log = logging.getLogger("stylex.index")
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else str(device)
-
-
-def stage1_method(cfg: DictConfig, cache: bool = False) -> Any:
-    """The method a run would build from `cfg`, set up for stage 1: a gallery's artifacts and recorded settings
-    then come from the very code and config a run uses (`analyse`, `stage1_identity`)."""
-    from stylex.pipeline import instantiate
-
-    method = instantiate(cfg.method, "method", **({} if cache else {"cache_dir": None}))
-    if not hasattr(method, "stage1_identity"):
-        raise ConfigError(f"method {cfg.method.get('_target_')} has no regions to put in a gallery. Galleries hold "
-                          f"StyleGallery's regions: build them with method=gallery (or an experiment=gallery*).")
-    method.use_backbone(instantiate(cfg.backbone, "backbone")(device=resolve_device(cfg.device)))
-    method.setup("predict")
-    return method
-
-
 def build(cfg: DictConfig) -> Any:
     """Check the inputs, load the models, build; returns the BuildReport."""
-    from stylex.matching.faiss_index import IndexSpec
-    from stylex.matching.gallery import Gallery
-    from stylex.matching.gallery_build import check_output_folder, check_sources
+    from stylex.gallery.build import build_gallery, check_output_folder, check_sources
+    from stylex.gallery.faiss_index import IndexSpec
+    from stylex.pipeline import stage1_method
 
     g = cfg.gallery
     if not g.get("out"):
@@ -51,7 +31,7 @@ def build(cfg: DictConfig) -> Any:
     check_sources(sources)  # bad inputs fail before any model loads
     check_output_folder(Path(g.out).expanduser())
     method = stage1_method(cfg, cache=bool(g.get("use_run_cache")))
-    return Gallery.build(g.out, sources, method.analyse, method.stage1_identity(), cfg.data.resolution,
+    return build_gallery(g.out, sources, method.analyse, method.stage1_identity(), cfg.data.resolution,
                          cfg.data.style_resize, spec=spec, rebuild=bool(g.rebuild),
                          replace_source=bool(g.replace_source), lock_timeout=float(g.lock_timeout),
                          show_progress=bool(g.show_progress))

@@ -1,4 +1,5 @@
-"""Frozen models: diffusion backbones (SD1.x/2.x, SD3.5), DINOv2, depth; tiny random variants for tests."""
+"""Frozen models: diffusion backbones (SD1.x/2.x, SD3.5), DINOv2, depth, LoRA fusing; tiny random variants for
+tests. Imports stylex.diffusion (layer selection) and stylex.errors."""
 from __future__ import annotations
 
 from typing import Any

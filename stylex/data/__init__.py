@@ -1,1 +1,2 @@
-"""stylex.data"""
+"""Image loading and validation, the datamodule (contents x references), atomic output files, bundled samples.
+Imports only stylex.errors."""

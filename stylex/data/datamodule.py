@@ -96,7 +96,7 @@ def check_images(paths: list[Path]) -> None:
 
 
 def gallery_digest(path: str | Path) -> str:
-    """The content digest a gallery's manifest records (stylex.matching.gallery): outputs made against a gallery
+    """The content digest a gallery's manifest records (stylex.gallery.store): outputs made against a gallery
     are redone when it changes."""
     manifest = Path(path).expanduser() / "manifest.json"
     try:

@@ -1,4 +1,5 @@
-"""StyleGallery stage 2: region descriptors, scores against every reference region, and assignment."""
+"""StyleGallery stage 2: region descriptors, scores against every reference region, and assignment.
+Imports only stylex.errors; stylex.gallery builds on it, never the reverse."""
 from stylex.matching.assign import Match, assign, parse_overrides
 from stylex.matching.descriptors import (
     RegionDescriptors,

@@ -15,16 +15,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from stylex.cache import ArtifactCache
-from stylex.diffusion.regional_attention import (BACKENDS, Pair, flex_layout, flex_targets, gather_targets,
-                                                 token_weights)
+from stylex.diffusion.regional_attention import BACKENDS, flex_layout, flex_targets, gather_targets
 from stylex.diffusion.schedules import optimisation_timesteps
 from stylex.errors import ConfigError, settings_from_config
 from stylex.matching import Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides
 from stylex.methods.base import AttentionDistillationBase, Group, Stylized, Timer, group_items, optimise_latents
+from stylex.methods.region_plan import LayerPlan, RegionPlan, layer_grid, match_rows, region_count
 from stylex.regions.extract import RegionParams, extract_regions
 
 log = logging.getLogger(__name__)
@@ -61,22 +60,6 @@ def tensor_digest(image: Tensor) -> str:
 def normalised_noise(x_T: Tensor, eps: float = 1e-8) -> Tensor:
     """(x − mean_c) / (std_c + eps) per pixel across the latent channels (the published init)."""
     return (x_T - x_T.mean(dim=-3, keepdim=True)) / (x_T.std(dim=-3, keepdim=True) + eps)
-
-
-def layer_grid(n_tokens: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
-    """The (h, w) token grid of an attention layer with `n_tokens` tokens over a latent of size latent_hw."""
-    h, w = latent_hw
-    factor = round((h * w / n_tokens) ** 0.5)
-    if (h // factor) * (w // factor) != n_tokens:
-        raise ValueError(f"{n_tokens} tokens do not tile a {h}x{w} latent")
-    return h // factor, w // factor
-
-
-def labels_at(labels: Tensor, grid: tuple[int, int]) -> Tensor:
-    """Nearest-neighbour label map on a layer's grid, flattened to its token order."""
-    if tuple(labels.shape) == grid:
-        return labels.flatten()
-    return F.interpolate(labels[None, None].float(), size=grid, mode="nearest")[0, 0].long().flatten()
 
 
 class StyleGallery(AttentionDistillationBase):
@@ -118,7 +101,6 @@ class StyleGallery(AttentionDistillationBase):
         self.gallery_config = dict(gallery or {})  # gallery=index: references come from a prebuilt gallery
         self._gallery: Any = None
 
-    # -- models ------------------------------------------------------------------------------------------
     def load_models(self, device: torch.device) -> None:
         super().load_models(device)
         if self.dino is None and self._dino_factory is not None:
@@ -152,7 +134,34 @@ class StyleGallery(AttentionDistillationBase):
             with self.lora.unfused():
                 yield
 
-    # -- stages 1 and 2 ----------------------------------------------------------------------------------
+    # -- the three stages, then the outputs --------------------------------------------------------------
+    def stylize(self, group: Group) -> list[Stylized]:
+        """Stage 1 (regions), stage 2 (matches), stage 3 (optimisation) for the group, then one output per item."""
+        timer = Timer()
+        gallery = self.gallery_index() if self.gallery_config.get("path") else None  # checked before any work
+        with timer.phase("regions"):
+            contents, references = self.dfcc_regions(group)
+        with timer.phase("matching"):
+            group, references, plans = self.match_regions(group, contents, references, gallery)
+        with timer.phase("optimise"):
+            latent, curves, timesteps = self.optimise(contents, references, plans, *self.progress(group))
+        with timer.phase("decode"), torch.no_grad():
+            images = self.backbone.decode(latent).cpu()
+        with timer.phase("attention_map"):
+            ref_latents = [r["latent"].to(self.backbone.device) for r in references]
+            attention = self.attention_maps(latent, timesteps, ref_latents, plans)
+        per_image = {k: v / len(group.items) for k, v in timer.seconds.items()}
+        return [self.output(item, plan, contents[b], [references[r] for r in plan.ref_ids], images[b], curves[b],
+                            attention[b], timesteps, per_image)
+                for b, (item, plan) in enumerate(zip(group.items, plans))]
+
+    # -- stage 1: DFCC regions (METHODS.md 2.1) ----------------------------------------------------------
+    def dfcc_regions(self, group: Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Stage 1 (METHODS.md 2.1) for every content (with its user mask) and every distinct reference."""
+        contents = [self.analyse(image, self.user_mask(item.content.name))
+                    for image, item in zip(group.contents, group.items)]
+        return contents, [self.analyse(image) for image in group.references]
+
     def user_mask(self, content_name: str) -> Tensor | None:
         """A label image `{user_masks}/{content name}.png` (0 = keep the automatic regions), if there is one."""
         if self.user_masks is None:
@@ -202,6 +211,24 @@ class StyleGallery(AttentionDistillationBase):
                 "matching": {k: v for k, v in asdict(self.matching).items()
                              if k in ("stat", "dino_mode", "geometry", "min_overlap")}}
 
+    # -- stage 2: multi-dimensional matching (METHODS.md 2.2) --------------------------------------------
+    def match_regions(self, group: Group, contents: list[dict[str, Any]], references: list[dict[str, Any]],
+                      gallery: Any) -> tuple[Group, list[dict[str, Any]], list[RegionPlan]]:
+        """Stage 2 (METHODS.md 2.2): each item's plan against its references, or against the gallery, whose
+        winning images then become the group's references."""
+        if gallery is not None:
+            return self.match_gallery(gallery, group, contents)
+        plans = [self.plan(item.name, group.ref_index[b], contents[b], [references[i] for i in group.ref_index[b]],
+                           [s.name for s in item.styles]) for b, item in enumerate(group.items)]
+        return group, references, plans
+
+    def plan(self, item_name: str, ref_ids: list[int], content: dict[str, Any], refs: list[dict[str, Any]],
+             ref_names: list[str]) -> RegionPlan:
+        """Stage 2 for one item against its own references: scores, assignment, and the plan stage 3 follows."""
+        matches, table = self.match(item_name, content, refs, ref_names)
+        device = self.backbone.device
+        return RegionPlan(matches, ref_ids, content["labels"].to(device), [r["labels"].to(device) for r in refs], table)
+
     def match(self, item_name: str, content: dict[str, Any], refs: list[dict[str, Any]],
               ref_names: list[str]) -> tuple[list[Match], Any]:
         m = self.matching
@@ -221,136 +248,11 @@ class StyleGallery(AttentionDistillationBase):
         return parse_overrides(resolved, int(content["labels"].max()) + 1,
                                [int(r["labels"].max()) + 1 for r in refs])
 
-    # -- stage 3 -----------------------------------------------------------------------------------------
-    def pair_tokens(self, plan: dict[str, Any], layer: str, content_grid: tuple[int, int],
-                    style: list[dict[str, dict[str, Tensor]]]) -> list[Pair]:
-        """The matched pairs at one layer: each content region's token indices and its style region's key mask
-        (None for a fallback match). Regions that vanish at this layer's resolution are left out."""
-        cache = plan.setdefault("tokens", {})
-        if layer not in cache:
-            content_tokens = labels_at(plan["content_labels"], content_grid)
-            pairs = []
-            for match in plan["matches"]:
-                q_idx = (content_tokens == match.content_region).nonzero().flatten()
-                kv_mask = None
-                if not match.fallback:
-                    ref_labels = plan["ref_labels"][match.reference]
-                    n_keys = style[plan["ref_ids"][match.reference]][layer]["k"].shape[2]
-                    kv_mask = labels_at(ref_labels, layer_grid(n_keys, tuple(ref_labels.shape))) == match.style_region
-                if q_idx.numel() and (kv_mask is None or kv_mask.any()):
-                    temperature = self.fallback_temperature if match.fallback else self.temperature
-                    pairs.append(Pair(q_idx, match.reference, kv_mask, temperature))
-            cache[layer] = pairs
-        return cache[layer]
-
-    def regional_targets(self, q: Tensor, keys: list[tuple[Tensor, Tensor]], plan: dict[str, Any], layer: str,
-                         pairs: list[Pair]) -> Tensor:
-        """[H,N,d] target attention of one image at one layer, by the configured backend."""
-        if self.regional_attention == "gather":
-            return gather_targets(q, keys, pairs, self.mask_mode)
-        compiled = q.device.type == "cuda"  # on CPU flex runs eagerly (a check of the CUDA path; gather is faster)
-        layouts = plan.setdefault("flex", {})
-        if layer not in layouts:
-            layouts[layer] = flex_layout(pairs, q.shape[1], [k.shape[1] for k, _ in keys], q.device, compiled)
-        return flex_targets(q, keys, layouts[layer], compiled)
-
-    def regional_loss(self, latent: Tensor, t: int, refs: dict[str, Any], plans: list[dict[str, Any]]) -> Tensor:
-        """L_RSL + λ_c·L_GCL per image (METHODS.md 2.3): the sum over matched pairs of the mean |out − target|
-        over the pair's heads, tokens and channels, plus λ_c times the query-preservation L1."""
-        student = self.record(latent, t, ("q", "out"))
-        style = refs["style"]
-        total = latent.new_zeros(latent.shape[0])
-        for layer in self.layers:
-            q_all, out_all = student[layer]["q"], student[layer]["out"]
-            heads, n_tokens, dim = q_all.shape[1:]
-            grid = layer_grid(n_tokens, tuple(latent.shape[-2:]))
-            for b, plan in enumerate(plans):
-                pairs = self.pair_tokens(plan, layer, grid, style)
-                weights = plan.setdefault("weights", {})
-                if layer not in weights:
-                    weights[layer] = token_weights(pairs, n_tokens, heads, dim, latent.device)
-                keys = [(style[r][layer]["k"][0], style[r][layer]["v"][0]) for r in plan["ref_ids"]]
-                with torch.no_grad():
-                    target = self.regional_targets(q_all[b].detach(), keys, plan, layer, pairs)
-                per_token = (out_all[b].float() - target.float()).abs().sum(dim=(0, 2))
-                total[b] = total[b] + (weights[layer] * per_token).sum()
-            content_q = refs["content_q"][layer]
-            total = total + self.content_weight * (q_all.float() - content_q.float()).abs().flatten(1).mean(1)
-        return total
-
-    def stylize(self, group: Group) -> list[Stylized]:
-        bb = self.backbone
-        timer = Timer()
-        gallery = self.gallery_index() if self.gallery_config.get("path") else None  # checked before any work
-        with timer.phase("regions"):
-            contents = [self.analyse(image, self.user_mask(item.content.name))
-                        for image, item in zip(group.contents, group.items)]
-            references = [self.analyse(image) for image in group.references]
-        from_gallery: list[dict[str, Any]] = []
-        if gallery is not None:  # the references become the gallery images that win a match
-            with timer.phase("matching"):
-                group, references, from_gallery = self.match_gallery(gallery, group, contents)
-        plans = []
-        with timer.phase("matching"):
-            for b, item in enumerate(group.items):
-                refs = [references[i] for i in group.ref_index[b]]
-                matches, table = ((from_gallery[b]["matches"], from_gallery[b]["table"]) if from_gallery else
-                                  self.match(item.name, contents[b], refs, [s.name for s in item.styles]))
-                plans.append({"matches": matches, "table": table, "ref_ids": group.ref_index[b],
-                              "content_labels": contents[b]["labels"].to(bb.device),
-                              "ref_labels": [r["labels"].to(bb.device) for r in refs]})
-        content_latents = torch.stack([c["latent"] for c in contents]).to(bb.device)
-        ref_latents = [r["latent"].to(bb.device) for r in references]
-        timesteps = self.timesteps()
-
-        def reference_features(t: int) -> dict[str, Any]:
-            content = self.record(content_latents, t, ("q",))
-            return {"style": self.record_references(ref_latents, t, ("k", "v")),
-                    "content_q": {layer: content[layer]["q"] for layer in self.layers}}
-
-        if self.init == "inverted":
-            init = normalised_noise(torch.stack([c["x_T"] for c in contents]).to(bb.device))
-        else:
-            init = content_latents
-        desc, show = self.progress(group)
-        if self.lora is not None:
-            self.lora.fuse()
-        with timer.phase("optimise"):
-            latent, curves = optimise_latents(init, timesteps, self.lr, self.iters_per_step, reference_features,
-                                              lambda x, t, r: self.regional_loss(x, t, r, plans), desc, show)
-        with timer.phase("decode"), torch.no_grad():
-            images = bb.decode(latent).cpu()
-        with timer.phase("attention_map"):
-            attention = self.attention_maps(latent, timesteps, ref_latents, plans)
-        per_image = {k: v / len(group.items) for k, v in timer.seconds.items()}
-        results = []
-        for b, item in enumerate(group.items):
-            plan = plans[b]
-            rows = match_rows(plan["matches"], [s.name for s in item.styles])
-            info = {**self.describe(), "timesteps": timesteps, "iters_per_step": self.iters_per_step, "lr": self.lr,
-                    "content_weight": self.content_weight, "mask_mode": self.mask_mode,
-                    "regional_attention": self.regional_attention, "init": self.init,
-                    "accel": {"name": self.accel["name"], "schedule": self.accel["schedule"],
-                              "lora": self.lora.describe() if self.lora is not None else None},
-                    "regions": {"content": int(plan["content_labels"].max()) + 1,
-                                "references": [int(lab.max()) + 1 for lab in plan["ref_labels"]],
-                                "notes": contents[b]["notes"] + [n for r in group.ref_index[b] for n in references[r]["notes"]]},
-                    "matches": rows, "cache": {"hits": self.cache.hits, "misses": self.cache.misses}}
-            artifacts = {"regions": {"content": plan["content_labels"].cpu(),
-                                     "references": [lab.cpu() for lab in plan["ref_labels"]]},
-                         "matches": rows, "attention": attention[b]}
-            if from_gallery:
-                info["gallery"] = from_gallery[b]["info"]
-                artifacts.update(from_gallery[b]["artifacts"])
-            results.append(Stylized(item, images[b], curves[b].tolist(), dict(per_image), info, artifacts))
-        return results
-
-    # -- references from a gallery (gallery=index) ----------------------------------------------------------
     def gallery_index(self) -> Any:
         """The gallery at `gallery.path`, opened once the models are loaded: it must have been built with this
         run's stage-1 settings, or its regions and descriptors would not fit the content's (refused)."""
         if self._gallery is None:
-            from stylex.matching.gallery import Gallery, gallery_identity
+            from stylex.gallery.store import Gallery, gallery_identity
 
             g = self.gallery_config
             expect = gallery_identity(self.stage1_identity(), g["resolution"], g["resize"])
@@ -358,16 +260,16 @@ class StyleGallery(AttentionDistillationBase):
         return self._gallery
 
     def match_gallery(self, gallery: Any, group: Group, contents: list[dict[str, Any]]
-                      ) -> tuple[Group, list[dict[str, Any]], list[dict[str, Any]]]:
+                      ) -> tuple[Group, list[dict[str, Any]], list[RegionPlan]]:
         """Stage 2 against the gallery (top-k retrieval, exact ranking, assignment). Returns the group rebuilt with
-        only the images that won a match as references, their stored artifacts, and per item its matches, sidecar
-        facts and candidate thumbnails."""
-        from stylex.matching.gallery_match import (candidate_rows, candidate_strips, gallery_item, rank_candidates,
+        only the images that won a match as references, their stored artifacts, and per item its plan (with the
+        gallery's sidecar facts and candidate thumbnails)."""
+        from stylex.gallery.retrieval import (candidate_rows, candidate_strips, gallery_item, rank_candidates,
                                                    stack_vertically)
 
         g, m = self.gallery_config, self.matching
         shown = int(g.get("thumbnails", 4))
-        items, per_item, artifacts = [], [], {}
+        items, found_per_item, gallery_facts, artifacts = [], [], [], {}
         for b, item in enumerate(group.items):
             found = rank_candidates(contents[b], gallery, int(g.get("top_k", 16)), (m.w_stat, m.w_sem, m.w_geo),
                                     m.assignment, m.min_score, (m.overrides or {}).get(item.content.name))
@@ -389,14 +291,103 @@ class StyleGallery(AttentionDistillationBase):
                          "wandb": {"candidates": [wandb.Image(strip, caption=text) for strip, text in strips]}}
             info = {"path": str(gallery.root), "digest": gallery.digest, "top_k": int(g.get("top_k", 16)),
                     "candidates": candidate_rows(found.ranked, gallery, max(shown, 1))}
-            per_item.append({"matches": found.matches, "table": found.table, "info": info, "artifacts": extra})
+            found_per_item.append(found)
+            gallery_facts.append({"info": info, "artifacts": extra})
         rebuilt = group_items(items)[0]
         references = [artifacts[key] for key in dict.fromkeys(k for it in rebuilt.items for k in it.style_keys)]
-        return rebuilt, references, per_item
+        device = self.backbone.device
+        plans = [RegionPlan(found.matches, ref_ids, contents[b]["labels"].to(device),
+                            [references[r]["labels"].to(device) for r in ref_ids], found.table, gallery_facts[b])
+                 for b, (found, ref_ids) in enumerate(zip(found_per_item, rebuilt.ref_index))]
+        return rebuilt, references, plans
+
+    # -- stage 3: regional style loss with sparse attention (METHODS.md 2.3) -----------------------------
+    def optimise(self, contents: list[dict[str, Any]], references: list[dict[str, Any]], plans: list[RegionPlan],
+                 desc: str, show_progress: bool) -> tuple[Tensor, Tensor, list[int]]:
+        """Stage 3 (METHODS.md 2.3): one Adam over the batch's latents along the timestep list, references'
+        K/V and the contents' queries computed once per timestep. Returns the latents, loss curves, timesteps."""
+        device = self.backbone.device
+        content_latents = torch.stack([c["latent"] for c in contents]).to(device)
+        ref_latents = [r["latent"].to(device) for r in references]
+        timesteps = self.timesteps()
+
+        def reference_features(t: int) -> dict[str, Any]:
+            content = self.record(content_latents, t, ("q",))
+            return {"style": self.record_references(ref_latents, t, ("k", "v")),
+                    "content_q": {layer: content[layer]["q"] for layer in self.layers}}
+
+        if self.init == "inverted":
+            init = normalised_noise(torch.stack([c["x_T"] for c in contents]).to(device))
+        else:
+            init = content_latents
+        if self.lora is not None:
+            self.lora.fuse()
+        latent, curves = optimise_latents(init, timesteps, self.lr, self.iters_per_step, reference_features,
+                                          lambda x, t, r: self.regional_loss(x, t, r, plans), desc, show_progress)
+        return latent, curves, timesteps
+
+    def regional_loss(self, latent: Tensor, t: int, refs: dict[str, Any], plans: list[RegionPlan]) -> Tensor:
+        """L_RSL + λ_c·L_GCL per image (METHODS.md 2.3): the sum over matched pairs of the mean |out − target|
+        over the pair's heads, tokens and channels, plus λ_c times the query-preservation L1."""
+        student = self.record(latent, t, ("q", "out"))
+        style = refs["style"]
+        total = latent.new_zeros(latent.shape[0])
+        for layer in self.layers:
+            q_all, out_all = student[layer]["q"], student[layer]["out"]
+            heads, n_tokens, dim = q_all.shape[1:]
+            grid = layer_grid(n_tokens, tuple(latent.shape[-2:]))
+            for b, plan in enumerate(plans):
+                layer_plan = self.layer_plan(plan, layer, grid, heads, dim, style)
+                keys = [(style[r][layer]["k"][0], style[r][layer]["v"][0]) for r in plan.ref_ids]
+                with torch.no_grad():
+                    target = self.regional_targets(q_all[b].detach(), keys, layer_plan)
+                per_token = (out_all[b].float() - target.float()).abs().sum(dim=(0, 2))
+                total[b] = total[b] + (layer_plan.weights * per_token).sum()
+            content_q = refs["content_q"][layer]
+            total = total + self.content_weight * (q_all.float() - content_q.float()).abs().flatten(1).mean(1)
+        return total
+
+    def layer_plan(self, plan: RegionPlan, layer: str, content_grid: tuple[int, int], heads: int, dim: int,
+                   style: list[dict[str, dict[str, Tensor]]]) -> LayerPlan:
+        """The plan's pairs at one layer, with this run's temperatures and its references' key counts."""
+        key_counts = [style[r][layer]["k"].shape[2] for r in plan.ref_ids]
+        return plan.at_layer(layer, content_grid, key_counts, heads, dim, self.temperature, self.fallback_temperature)
+
+    def regional_targets(self, q: Tensor, keys: list[tuple[Tensor, Tensor]], layer_plan: LayerPlan) -> Tensor:
+        """[H,N,d] target attention of one image at one layer, by the configured backend."""
+        if self.regional_attention == "gather":
+            return gather_targets(q, keys, layer_plan.pairs, self.mask_mode)
+        compiled = q.device.type == "cuda"  # on CPU flex runs eagerly (a check of the CUDA path; gather is faster)
+        if layer_plan.flex is None:
+            layer_plan.flex = flex_layout(layer_plan.pairs, q.shape[1], [k.shape[1] for k, _ in keys], q.device,
+                                          compiled)
+        return flex_targets(q, keys, layer_plan.flex, compiled)
+
+    # -- outputs -----------------------------------------------------------------------------------------
+    def output(self, item: Any, plan: RegionPlan, content: dict[str, Any], refs: list[dict[str, Any]],
+               image: Tensor, curve: Tensor, attention: dict[int, Tensor], timesteps: list[int],
+               timings: dict[str, float]) -> Stylized:
+        """One item's image with its sidecar facts (settings, regions, matches) and pictures (overlays, maps)."""
+        rows = match_rows(plan.matches, [s.name for s in item.styles])
+        info = {**self.describe(), "timesteps": timesteps, "iters_per_step": self.iters_per_step, "lr": self.lr,
+                "content_weight": self.content_weight, "mask_mode": self.mask_mode,
+                "regional_attention": self.regional_attention, "init": self.init,
+                "accel": {"name": self.accel["name"], "schedule": self.accel["schedule"],
+                          "lora": self.lora.describe() if self.lora is not None else None},
+                "regions": {"content": region_count(plan.content_labels),
+                            "references": [region_count(lab) for lab in plan.ref_labels],
+                            "notes": content["notes"] + [n for r in refs for n in r["notes"]]},
+                "matches": rows, "cache": {"hits": self.cache.hits, "misses": self.cache.misses}}
+        artifacts = {"regions": {"content": plan.content_labels.cpu(), "references": [lab.cpu() for lab in plan.ref_labels]},
+                     "matches": rows, "attention": attention}
+        if plan.gallery is not None:
+            info["gallery"] = plan.gallery["info"]
+            artifacts.update(plan.gallery["artifacts"])
+        return Stylized(item, image, curve.tolist(), dict(timings), info, artifacts)
 
     @torch.no_grad()
     def attention_maps(self, latent: Tensor, timesteps: list[int], ref_latents: list[Tensor],
-                       plans: list[dict[str, Any]]) -> list[dict[int, Tensor]]:
+                       plans: list[RegionPlan]) -> list[dict[int, Tensor]]:
         """Per image and used reference: the attention each reference token receives from the matched content
         regions (mean over heads and queries) at the configured layer and timestep, on the layer's grid."""
         layer = self.layers[self.visualise["layer"]] if isinstance(self.visualise["layer"], int) else self.visualise["layer"]
@@ -405,16 +396,17 @@ class StyleGallery(AttentionDistillationBase):
         t = timesteps[min(len(timesteps) - 1, int(self.visualise["step"] * len(timesteps)))]
         student = self.record(latent, t, ("q",))[layer]["q"]
         style = self.record_references(ref_latents, t, ("k",))
-        grid = layer_grid(student.shape[2], tuple(latent.shape[-2:]))
+        heads, n_tokens, dim = student.shape[1:]
+        grid = layer_grid(n_tokens, tuple(latent.shape[-2:]))
         maps = []
         for b, plan in enumerate(plans):
             per_ref: dict[int, Tensor] = {}
-            for pair in self.pair_tokens(plan, layer, grid, style):
+            for pair in self.layer_plan(plan, layer, grid, heads, dim, style).pairs:
                 q_idx, kv_mask = pair.query_idx, pair.key_mask
                 if kv_mask is None:
                     continue
-                k = style[plan["ref_ids"][pair.reference]][layer]["k"][0]
-                ref_grid = layer_grid(k.shape[1], tuple(plan["ref_labels"][pair.reference].shape))
+                k = style[plan.ref_ids[pair.reference]][layer]["k"][0]
+                ref_grid = layer_grid(k.shape[1], tuple(plan.ref_labels[pair.reference].shape))
                 logits = self.temperature * student[b][:, q_idx] @ k[:, kv_mask].transpose(-1, -2) * k.shape[-1] ** -0.5
                 weights = torch.zeros(k.shape[1], device=k.device)
                 weights[kv_mask] = logits.float().softmax(-1).mean(dim=(0, 1)) * q_idx.numel()
@@ -422,10 +414,3 @@ class StyleGallery(AttentionDistillationBase):
                 acc += weights.reshape(ref_grid)
             maps.append({r: (m / m.max().clamp_min(1e-12)).cpu() for r, m in per_ref.items()})
         return maps
-
-
-def match_rows(matches: list[Match], ref_names: list[str]) -> list[dict[str, Any]]:
-    """The match table: content region -> reference, region, score and its three terms."""
-    return [{"content_region": m.content_region, "reference": ref_names[m.reference], "style_region": m.style_region,
-             "score": round(m.score, 4), "stat": round(m.stat, 4), "sem": round(m.sem, 4), "geo": round(m.geo, 4),
-             "fallback": m.fallback, "how": m.how} for m in matches]

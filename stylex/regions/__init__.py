@@ -1,4 +1,5 @@
 """StyleGallery stage 1: regions from diffusion features (pure functions, no model loading).
+Imports backbones (depth), diffusion (DDIM inversion) and errors.
 
 `features` mixes the per-step inversion features, `cluster` turns them into a label map, `refine` merges,
 splits by depth, cleans up and applies user masks.

@@ -101,7 +101,7 @@ def test_token_weights_sum_to_the_sum_of_pair_means():
 
 
 def test_benchmark_baseline_and_planted_regions_agree_with_gather():
-    from stylex.bench_regional import dense_targets, planted_pairs as voronoi_pairs
+    from stylex.bench.regional import dense_targets, planted_pairs as voronoi_pairs
 
     pairs = voronoi_pairs(side=8, n_refs=2, regions=4, seed=0, device=torch.device("cpu"))
     assert {p.reference for p in pairs} == {0, 1}

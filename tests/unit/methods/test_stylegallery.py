@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from stylex.methods.attention_distillation import AttentionDistillation
-from stylex.methods.stylegallery import StyleGallery, labels_at, layer_grid, normalised_noise, tensor_digest
+from stylex.methods.region_plan import RegionPlan, labels_at, layer_grid
+from stylex.methods.stylegallery import StyleGallery, normalised_noise, tensor_digest
 from stylex.matching import Match
 
 
@@ -23,8 +24,8 @@ def test_layer_grids_and_nearest_labels():
 
 def one_region_plan(content_hw, ref_hw, device):
     match = Match(0, 0, 0, 1.0, 1.0, 1.0, 1.0, False)
-    return {"matches": [match], "ref_ids": [0], "content_labels": torch.zeros(content_hw, dtype=torch.long, device=device),
-            "ref_labels": [torch.zeros(ref_hw, dtype=torch.long, device=device)]}
+    return RegionPlan([match], [0], torch.zeros(content_hw, dtype=torch.long, device=device),
+                      [torch.zeros(ref_hw, dtype=torch.long, device=device)])
 
 
 def test_one_region_each_reduces_to_ad_with_the_same_temperature(tiny_backbone):
@@ -61,7 +62,7 @@ def test_flex_and_gather_give_the_same_regional_loss(tiny_backbone):
         t = 500
         refs = {"style": gallery.record_references([s[0] for s in styles[:2]], t, ("k", "v")),
                 "content_q": {layer: rec["q"] for layer, rec in gallery.record(content, t, ("q",)).items()}}
-        plan = {"matches": matches, "ref_ids": [0, 1], "content_labels": labels, "ref_labels": ref_labels}
+        plan = RegionPlan(matches, [0, 1], labels, ref_labels)
         losses.append(gallery.regional_loss(latent, t, refs, [plan]))
     assert torch.allclose(losses[0], losses[1], rtol=1e-5)
 

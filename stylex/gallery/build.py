@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 from stylex.data.images import IMAGE_SUFFIXES, file_digest, load_image, resize, to_tensor
 from stylex.data.outputs import atomic_write_bytes
 from stylex.errors import ConfigError, InputError
-from stylex.matching import faiss_index
-from stylex.matching.faiss_index import IndexSpec
-from stylex.matching.gallery import (ARTIFACTS, FORMAT, IDS_FILE, INDEX_FILE, LOCK, MANIFEST, build_command,
+from stylex.gallery import faiss_index
+from stylex.gallery.faiss_index import IndexSpec
+from stylex.gallery.store import (ARTIFACTS, FORMAT, IDS_FILE, INDEX_FILE, LOCK, MANIFEST, build_command,
                                      file_record, gallery_identity, identity_hash, load_index, mismatch_message,
                                      read_manifest, sha256_bytes, thumbnail, write_manifest)
 

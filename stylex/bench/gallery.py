@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from stylex.bench_report import format_table, report
-from stylex.matching import faiss_index
-from stylex.matching.faiss_index import IndexSpec
+from stylex.bench.report import format_table, report
+from stylex.gallery import faiss_index
+from stylex.gallery.faiss_index import IndexSpec
 
 log = logging.getLogger("stylex.bench")
 
@@ -89,11 +89,11 @@ def search_benchmark(sizes: list[int], dim: int, n_queries: int, k: int, specs: 
 
 
 def build_benchmark(cfg: DictConfig, n_images: int) -> dict[str, Any]:
-    """Images/s of `Gallery.build` on `n_images` synthetic images with the configured method and models."""
+    """Images/s of `build_gallery` on `n_images` synthetic images with the configured method and models."""
     from PIL import Image
 
-    from stylex.index import stage1_method
-    from stylex.matching.gallery import Gallery
+    from stylex.pipeline import stage1_method
+    from stylex.gallery.build import build_gallery
 
     rng = np.random.default_rng(int(cfg.seed))
     method = stage1_method(cfg)
@@ -104,7 +104,7 @@ def build_benchmark(cfg: DictConfig, n_images: int) -> dict[str, Any]:
         for i in range(n_images):  # smooth random colour fields: a few regions each, like paintings
             small = rng.integers(0, 255, (4, 4, 3), dtype=np.uint8)
             Image.fromarray(small).resize((side, side), Image.Resampling.BICUBIC).save(folder / f"{i:04d}.png")
-        report = Gallery.build(Path(tmp) / "gallery", str(folder), method.analyse, method.stage1_identity(), side,
+        report = build_gallery(Path(tmp) / "gallery", str(folder), method.analyse, method.stage1_identity(), side,
                                cfg.data.style_resize, show_progress=bool(cfg.gallery_bench.show_progress))
     return {"images": report.processed, "resolution": side, "stage1_s": round(report.stage1_seconds, 3),
             "images_per_s": round(report.images_per_second, 4), "total_s": round(report.seconds, 3),

@@ -18,11 +18,12 @@ from filelock import FileLock
 from stylex.data.datamodule import StyleDataModule
 from stylex.errors import ConfigError, InputError
 from stylex.matching import assign, match_scores
-from stylex.matching import faiss_index
+from stylex.gallery import faiss_index
 from stylex.matching.descriptors import geometry_circles
-from stylex.matching.faiss_index import IndexSpec
-from stylex.matching.gallery import Gallery, file_record, gallery_identity
-from stylex.matching.gallery_match import describe, rank_candidates
+from stylex.gallery.faiss_index import IndexSpec
+from stylex.gallery.build import build_gallery
+from stylex.gallery.store import Gallery, file_record, gallery_identity
+from stylex.gallery.retrieval import describe, rank_candidates
 from tests.conftest import write_image
 
 STAGE1 = {"model": "fake-sd", "regions": {"n_init": 2}, "depth": None, "dino": None, "matching": {"stat": "mean_std"}}
@@ -41,7 +42,7 @@ def fake_analyse(image: torch.Tensor) -> dict:
 
 
 def build(root: Path, folder: Path, analyse=fake_analyse, stage1=STAGE1, **options):
-    return Gallery.build(root, str(folder), analyse, stage1, 64, "squash", show_progress=False, **options)
+    return build_gallery(root, str(folder), analyse, stage1, 64, "squash", show_progress=False, **options)
 
 
 def open_gallery(root: Path, stage1=STAGE1, **options) -> Gallery:
@@ -81,7 +82,7 @@ def test_exact_index_equals_brute_force_cosine_search():
 
 
 def test_ivfpq_reranks_exactly_and_finds_nearly_all_exact_neighbours():
-    from stylex.bench_gallery import recall_at_k, synthetic_descriptors
+    from stylex.bench.gallery import recall_at_k, synthetic_descriptors
 
     base, queries = synthetic_descriptors(3000, 32, 30, 0), synthetic_descriptors(40, 32, 30, 0, draw=1)
     exact, _, _ = faiss_index.build_index(base, IndexSpec())
@@ -275,8 +276,8 @@ def test_configs_compose_for_runs_builds_and_benchmarks():
 
 
 def test_search_benchmark_reports_latency_and_recall():
-    from stylex.bench_gallery import search_benchmark
-    from stylex.bench_report import format_table
+    from stylex.bench.gallery import search_benchmark
+    from stylex.bench.report import format_table
 
     rows = search_benchmark([600], 16, 20, 10, [IndexSpec(), IndexSpec(type="ivfpq", m=4)],
                             points_per_cluster=50)

@@ -21,7 +21,7 @@ from stylex.data.images import to_pil
 from stylex.errors import ConfigError
 from stylex.matching.assign import Match, assign
 from stylex.matching.descriptors import RegionDescriptors
-from stylex.matching.gallery import Candidate, Gallery
+from stylex.gallery.store import Candidate, Gallery
 from stylex.matching.score import ScoreTable, match_scores
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The style gallery: per-image stage-1 artifacts and a FAISS index over their regions' semantic vectors.
+"""The gallery on disk: per-image stage-1 artifacts and a FAISS index over their regions' semantic vectors.
 
 A gallery is a directory (DESIGN.md, "Gallery"):
 
@@ -9,7 +9,7 @@ A gallery is a directory (DESIGN.md, "Gallery"):
     index.faiss    FAISS index over every region's L2-normalised semantic vector (inner product = cosine)
     ids.npy        the id map: index row -> (image id, region)
 
-`Gallery.build` (python -m stylex.index) creates and updates it; `Gallery.open` + `search` serve runs with
+`stylex.gallery.build.build_gallery` (python -m stylex.index) creates and updates it; `Gallery.open` + `search` serve runs with
 `gallery=index`. Nothing read back is trusted unchecked: a gallery built with other stage-1 settings is
 refused, and an index whose size, checksum or row count disagrees with the manifest and id map is not used.
 """
@@ -22,7 +22,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from torch import Tensor
 from stylex.data.images import file_digest, load_image, resize, to_tensor
 from stylex.data.outputs import atomic_write_bytes
 from stylex.errors import ConfigError, InputError
-from stylex.matching import faiss_index
+from stylex.gallery import faiss_index
 
 log = logging.getLogger(__name__)
 
@@ -219,14 +219,6 @@ class Gallery:
         built = manifest["index"].get("built", {})
         faiss_index.configure(index, nprobe or built.get("nprobe"), rerank or built.get("rerank"))
         return cls(root, manifest, faiss_index.to_device(index, device), ids)
-
-    @classmethod
-    def build(cls, root: str | Path, sources: Any, analyse: Callable[[Tensor], dict[str, Any]], stage1: dict[str, Any],
-              resolution: int, resize_mode: str = "squash", **options: Any) -> Any:
-        """Create or update the gallery at `root` from the images in `sources`; see `gallery_build.build_gallery`."""
-        from stylex.matching.gallery_build import build_gallery
-
-        return build_gallery(root, sources, analyse, stage1, resolution, resize_mode, **options)
 
     # -- facts -------------------------------------------------------------------------------------------
     @property

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor
 
-from stylex.bench_methods import peak_memory_gb, timed
-from stylex.bench_report import format_table, report
+from stylex.bench.methods import peak_memory_gb, timed
+from stylex.bench.report import format_table, report
 from stylex.diffusion.regional_attention import Pair, flex_layout, flex_targets, gather_targets
 
 log = logging.getLogger("stylex.bench")

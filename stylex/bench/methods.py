@@ -262,7 +262,7 @@ def print_table(rows: list[BenchRow]) -> str:
 
 def run(cfg: DictConfig) -> list[BenchRow]:
     """`python -m stylex.bench` (task=methods): the table for every configured experiment, as CSV and in W&B."""
-    from stylex.bench_report import report
+    from stylex.bench.report import report
 
     opts = cfg.methods_bench
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else

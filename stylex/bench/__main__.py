@@ -1,6 +1,6 @@
 """`python -m stylex.bench task=NAME`: speed measurements as tables (see configs/bench.yaml).
 
-Each task is a `run(cfg)` function in its own module, so tasks can be added side by side.
+Each task is a `run(cfg)` function in its own module of this package, so tasks can be added side by side.
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ log = logging.getLogger("stylex.bench")
 
 # task name -> "module:function" taking the composed config
 TASKS = {
-    "methods": "stylex.bench_methods:run",
-    "gallery": "stylex.bench_gallery:run",
-    "regional": "stylex.bench_regional:run",
+    "methods": "stylex.bench.methods:run",
+    "gallery": "stylex.bench.gallery:run",
+    "regional": "stylex.bench.regional:run",
 }
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="bench")
+@hydra.main(version_base="1.3", config_path="../../configs", config_name="bench")
 @guarded
 def main(cfg: DictConfig) -> None:
     task = cfg.get("task")
