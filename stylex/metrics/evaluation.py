@@ -348,7 +348,8 @@ def summary_markdown(summaries: Sequence[Mapping[str, object]], protocols: Mappi
                 continue
             rows = [r for r in published if any(_number(r.get(c)) is not None for c in table.columns)]
             title = f"## {table.title} ({where})" if table.title else f"## {where}"
-            note = f"\n\nPublished rows: {table.source}; measured on their own benchmark images." if rows else ""
+            sources = ", ".join(dict.fromkeys(str(r.get("source", "")).removeprefix("published: ") for r in rows))
+            note = f"\n\nPublished rows: {sources}; measured on their own benchmark images." if rows else ""
             parts.append(f"{title}{note}\n\n{markdown_table(measured, table.columns, published=rows)}")
             shown |= set(table.columns)
         rest = [c for c in METRICS if c in evaluated and c not in shown]
@@ -382,9 +383,11 @@ def write_results(results_dir: str | Path, rows: Sequence[Row], summaries: Seque
         kept = [dict(r) for r in report.read_csv(files["metrics"])
                 if (r.get("method", ""), r.get("protocol", "")) not in new]
     report.write_metrics_csv(files["metrics"], [*kept, *rows])
-    measured = [str(s.get("protocol", "")) for s in summaries]
-    published = [r for name in dict.fromkeys(measured) if name in protocols for r in published_rows(protocols[name])]
-    order = [c for name in dict.fromkeys(measured) if name in protocols for c in protocols[name].columns()]
+    measured = list(dict.fromkeys(str(s.get("protocol", "")) for s in summaries))
+    published = [r for name in measured if name in protocols for r in published_rows(protocols[name])]
+    present = [*measured, *(r.get("protocol", "") for r in report.read_csv(files["summary"]))] \
+        if files["summary"].is_file() else measured
+    order = [c for name in dict.fromkeys(present) if name in protocols for c in protocols[name].columns()]
     report.write_summary_csv(files["summary"], [*summaries, *published], merge=True,
                              order=[*SUMMARY_FIRST, *dict.fromkeys([*order, *METRICS])])
     table = report.read_csv(files["summary"])
@@ -469,9 +472,23 @@ def choose_protocols(protocol_cfg: Mapping[str, Any], groups: Sequence[MethodOut
     return chosen
 
 
+PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "configs" / "protocol"
+
+
 def known_protocols(protocol_cfg: Mapping[str, Any], used: Mapping[str, Protocol]) -> dict[str, Protocol]:
-    """Every protocol the config defines (all of them under auto), by name, for rendering the merged tables."""
+    """Every protocol known here, by name, for rendering the tables of rows already in summary.csv: the bundled
+    configs/protocol/*.yaml, those the config defines (all of them under auto) and those used now (which win)."""
+    from omegaconf import OmegaConf
+
     known: dict[str, Protocol] = {}
+    for path in sorted(PROTOCOL_DIR.glob("*.yaml")) if PROTOCOL_DIR.is_dir() else []:
+        if path.stem != AUTO:
+            try:
+                protocol = Protocol.from_config(OmegaConf.load(path))  # type: ignore[arg-type]
+            except (ConfigError, ValueError) as exc:
+                log.warning("ignoring the protocol config %s: %s", path, exc)
+                continue
+            known[protocol.name] = protocol
     if str(protocol_cfg.get("name")) == AUTO:
         for name, sub in (protocol_cfg.get("by_name") or {}).items():
             known[str(name)] = Protocol.from_config(sub)

@@ -171,8 +171,8 @@ def _atomic_write(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> Pa
 
 
 def write_metrics_csv(path: str | Path, rows: Sequence[Row]) -> Path:
-    """Per-image values: (method,) content, style, output, then one column per per-image metric."""
-    first = (("method",) if any("method" in r for r in rows) else ()) + ("content", "style", "output")
+    """Per-image values: (method, protocol,) content, style, output, then one column per per-image metric."""
+    first = tuple(k for k in ("method", "protocol") if any(k in r for r in rows)) + ("content", "style", "output")
     return _atomic_write(Path(path), rows, _columns(rows, first))
 
 
