@@ -148,7 +148,7 @@ def _evaluate(protocol: Protocol, o: Path, c: Path, s: Path) -> tuple[dict, dict
     return evaluate_pairs(pair_outputs(o, c, s), metrics, batch_size=4, views=views)[1], metrics
 
 
-def test_artfid_is_built_from_the_fid_column_under_stylegallery(protocol_cfgs, folders) -> None:  # type: ignore[no-untyped-def]
+def test_artfid_is_built_from_the_fid_column_under_stylegallery(protocol_cfgs: dict, folders: tuple) -> None:
     summary, metrics = _evaluate(_protocol(protocol_cfgs, "stylegallery"), *folders)
     assert summary["fid"] > 1e-6  # a real distance, not round-off (1e-15)
     assert summary["artfid"] == pytest.approx((1 + summary["lpips"]) * (1 + summary["fid"]), rel=1e-12)
@@ -170,7 +170,7 @@ def _relu3_1(vgg, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:  # t
     return h
 
 
-def test_official_cfsd_is_styleids_patch_similarity_kl(lively_vgg) -> None:  # type: ignore[no-untyped-def]
+def test_official_cfsd_is_styleids_patch_similarity_kl(lively_vgg: VGG19) -> None:
     """StyleID's PatchSimi on one image pair: rows = positions, F/c, log-softmax of the stylized image's
     similarities against the softmax of the content's, KL summed over every row (batchmean over a batch of 1)."""
     vgg = lively_vgg
@@ -194,7 +194,7 @@ def test_official_cfsd_is_styleids_patch_similarity_kl(lively_vgg) -> None:  # t
 
 # ---------------------------------------------------------------------------------------------- official Gram
 
-def test_official_gram_is_grama_simi_over_the_style_family(lively_vgg) -> None:  # type: ignore[no-untyped-def]
+def test_official_gram_is_grama_simi_over_the_style_family(lively_vgg: VGG19) -> None:
     """Grama_simi.py: whole 32x32 tiles (block_size here) of the stylized image and of every family image, each
     through all of VGG19's features without normalisation, G = F·Fᵀ/(c·h·w), each stylized tile's L1 distance to
     its nearest family tile, averaged over the stylized tiles."""
@@ -229,7 +229,7 @@ def test_official_gram_is_grama_simi_over_the_style_family(lively_vgg) -> None: 
     assert float(paired[0]) > want  # fewer candidate tiles: the nearest one is no nearer
 
 
-def test_style_score_against_the_family_matches_blocks_of_every_image(vgg, images) -> None:  # type: ignore[no-untyped-def]
+def test_style_score_against_the_family_matches_blocks_of_every_image(vgg: VGG19, images: torch.Tensor) -> None:
     metric = StyleScore(vgg, grid=2, against="family")
     other = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(9))
     same = metric.update(PairBatch(stylized=images[:1], families=[[other, images[0]]], family_ids=["f"]))
@@ -278,7 +278,7 @@ def test_views_resize_rules(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- the configs
 
-def test_protocol_configs_as_composed(protocol_cfgs) -> None:  # type: ignore[no-untyped-def]
+def test_protocol_configs_as_composed(protocol_cfgs: dict) -> None:
     sg, ham, own = (_protocol(protocol_cfgs, n) for n in ("stylegallery", "ham", "stylex"))
     assert (sg.fid_network, sg.style_copies) == ("art_inception", "per_output")
     assert dict(sg.options["gram"]) == {"mode": "official", "block_size": 128, "against": "family"}
@@ -300,7 +300,7 @@ def test_protocol_configs_as_composed(protocol_cfgs) -> None:  # type: ignore[no
     assert Protocol.from_config(protocol_cfgs["ham"]) == ham  # protocol=ham is the same protocol
 
 
-def test_auto_picks_the_protocol_of_the_paper_a_method_reproduces(protocol_cfgs) -> None:  # type: ignore[no-untyped-def]
+def test_auto_picks_the_protocol_of_the_paper_a_method_reproduces(protocol_cfgs: dict) -> None:
     auto = protocol_cfgs["auto"]
     assert auto["name"] == "auto"
     picked = {m: protocol_for(auto, m).name for m in ("stylegallery", "ad", "styleid", "ham", "HAM", "mine", None)}
@@ -321,3 +321,36 @@ def test_bad_protocol_configs_name_the_key() -> None:
         Protocol.from_config({"name": "p", "preprocess": {"dino": {"interpolation": "cubic"}}})
     with pytest.raises(ConfigError, match="options or views for unknown metrics"):
         build_metrics(["lpips"], smoke=True, protocol=Protocol.from_config({"name": "p", "options": {"kid": {}}}))
+
+
+# ---------------------------------------------------------------------------------------------- the evaluation loop
+
+def test_evaluate_pairs_feeds_each_metric_its_view_and_family(lively_vgg: VGG19, tmp_path: Path) -> None:
+    """Outputs of two families and a family-wide output, evaluated family by family: every row gets the values of
+    its own pair, computed on the files as each metric's view loads them."""
+    c, styles, out = tmp_path / "content", tmp_path / "style", tmp_path / "out"
+    for i, name in enumerate(("a", "b")):
+        _noise(c / f"{name}.png", (64, 64), i)
+    fam = {"F": [_noise(styles / "F" / f"f{i}.png", (64, 40 + 8 * i), 10 + i) for i in range(2)],
+           "G": [_noise(styles / "G" / "g0.png", (48, 64), 20)]}
+    k = 30
+    for name in ("a__f1", "b__g0", "a__g0", "b__F"):
+        _noise(out / f"{name}.png", (64, 64), k)
+        k += 1
+    pairs = pair_outputs(out, c, styles)
+    gram = GramLoss(lively_vgg, mode="official", block_size=32, against="family")
+    cfsd = CFSD(lively_vgg, mode="official")
+    views = {"gram": View("none", None), "cfsd": View("squash", 48, "bilinear")}
+    rows, summary = evaluate_pairs(pairs, {"gram": gram, "cfsd": cfsd}, batch_size=2, views=views)
+    assert [(r["content"], r["style"]) for r in rows] == [("a", "f1"), ("a", "g0"), ("b", "F"), ("b", "g0")]
+    for pair, row in zip(pairs, rows):
+        family = fam["F"] if pair.style_stem in ("f1", "F") else fam["G"]
+        want_gram = GramLoss(lively_vgg, mode="official", block_size=32, against="family").update(PairBatch(
+            stylized=load_view(pair.output, View("none", None)).unsqueeze(0),
+            families=[[load_view(f, View("none", None)) for f in family]], family_ids=["x"]))
+        assert row["gram"] == pytest.approx(float(want_gram[0]), rel=1e-5), pair.name  # float32 batches
+        want_cfsd = CFSD(lively_vgg, mode="official").update(PairBatch(
+            stylized=load_view(pair.output, views["cfsd"]).unsqueeze(0),
+            content=load_view(pair.content, views["cfsd"]).unsqueeze(0)))
+        assert row["cfsd"] == pytest.approx(float(want_cfsd[0]), rel=1e-5), pair.name
+    assert summary["gram"] == pytest.approx(sum(r["gram"] for r in rows) / 4)
