@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from stylex.backbones import resolve_device
 from stylex.errors import ConfigError, InputError
 from stylex.metrics import report
 from stylex.metrics.base import Metric
@@ -436,15 +437,6 @@ def _cell(value: object) -> object:
 
 
 # ---------------------------------------------------------------------------------------------- the whole job
-
-def resolve_device(device: str) -> str:
-    """`auto`: the GPU when there is one."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
 
 def _as_list(value: Any) -> list[Any]:
     if value is None:
