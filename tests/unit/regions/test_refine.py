@@ -248,6 +248,16 @@ def test_resize_labels_nearest():
     assert resize_labels(small, (3, 5)).dtype == torch.long
 
 
+def test_resize_labels_is_the_one_nearest_convention():
+    """F.interpolate(mode="nearest"): output cell i samples input cell floor(i·h_in/h_out), as the published code
+    resizes its masks (METHODS.md 2.3); pixel-centre sampling ('nearest-exact') would take cells 1, 3, 5, 7."""
+    labels = torch.arange(64).reshape(8, 8)
+    assert torch.equal(resize_labels(labels, (4, 4)), labels[::2, ::2])
+    wide = torch.arange(3 * 5).reshape(3, 5)
+    rows, cols = torch.arange(7) * 3 // 7, torch.arange(4) * 5 // 4
+    assert torch.equal(resize_labels(wide, (7, 4)), wide[rows][:, cols])
+
+
 def test_resize_depth_shapes_and_constant():
     d = torch.full((16, 24), 0.4)
     out = resize_depth(d, (4, 6))
