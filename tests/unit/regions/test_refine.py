@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -256,6 +258,8 @@ def test_resize_labels_is_the_one_nearest_convention():
     wide = torch.arange(3 * 5).reshape(3, 5)
     rows, cols = torch.arange(7) * 3 // 7, torch.arange(4) * 5 // 4
     assert torch.equal(resize_labels(wide, (7, 4)), wide[rows][:, cols])
+    stylex = Path(__file__).parents[3] / "stylex"
+    assert not [p for p in stylex.rglob("*.py") if "nearest-exact" in p.read_text()]  # one convention everywhere
 
 
 def test_resize_depth_shapes_and_constant():
