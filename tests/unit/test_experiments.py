@@ -27,7 +27,8 @@ OFFICIAL = ("gallery_official",)
 # (experiments, config key, value, section, text of that section that states it[, document])
 ROWS: list[tuple[Any, ...]] = [
     # 0.1 layers
-    (SD15, "method.layers", ["up_blocks.2", "up_blocks.3"], "§0.1", "= the `attn1` of `up_blocks[2]` and `up_blocks[3]`"),
+    (SD15, "method.layers", ["up_blocks.2", "up_blocks.3"], "§0.1",
+     "= the `attn1` of `up_blocks[2]` and `up_blocks[3]`"),
     (AD + SG, "backbone.model", "stable-diffusion-v1-5/stable-diffusion-v1-5", "§1",
      "`stable-diffusion-v1-5/stable-diffusion-v1-5`"),
     # 1 Attention Distillation

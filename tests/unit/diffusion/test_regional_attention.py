@@ -42,8 +42,8 @@ def test_zero_mode_reproduces_the_diluted_formula():
     # a style region with no key at this grid: every key and value zeroed, so the target is 0 (the pair is kept)
     none = torch.zeros(10, dtype=torch.bool)
     assert regional_target(q, k, v, q_idx, none, s, "zero").abs().max() == 0
-    kept = gather_targets(q, [(k, v)], [Pair(q_idx, 0, none, s), Pair(torch.tensor([], dtype=torch.long), 0, kv_mask, s)],
-                          "zero")
+    no_query = torch.tensor([], dtype=torch.long)
+    kept = gather_targets(q, [(k, v)], [Pair(q_idx, 0, none, s), Pair(no_query, 0, kv_mask, s)], "zero")
     assert kept.abs().max() == 0
 
 

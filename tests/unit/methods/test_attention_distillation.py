@@ -97,7 +97,8 @@ def test_optimisation_starts_from_the_content_latent_with_one_adam_over_the_ddim
     monkeypatch.setattr(tiny_backbone, "decode", lambda z: (decoded.append(z.detach().clone()), decode(z))[1])
     (result,) = method.predict_step([make_item("a", content, {"s": style})])
     with torch.no_grad():
-        start = tiny_backbone.vae.encode(content[None] * 2 - 1).latent_dist.mean * tiny_backbone.vae.config.scaling_factor
+        posterior = tiny_backbone.vae.encode(content[None] * 2 - 1).latent_dist
+        start = posterior.mean * tiny_backbone.vae.config.scaling_factor
     steps = [667, 667, 334, 334, 1, 1]
     assert [t for t, _ in seen] == steps and result.info["timesteps"] == [667, 334, 1]
     assert torch.allclose(seen[0][1], start, atol=1e-6)

@@ -193,8 +193,9 @@ def test_edits_only_inside_the_timestep_range(method, monkeypatch):
     grid = flow_timesteps(bb.scheduler_config, 3).tolist()  # t = σ·1000: 1000, 751.1, 8.9 for shift 3
     assert grid[0] > 900 and 500 <= grid[1] <= 900 and grid[2] < 500 and grid[1] != int(grid[1])
     # float bounds: a window of ±0.05 around the fractional middle timestep (truncated to ints it holds none)
-    for t_range, edited in (((500, 900), [False, True, False]), ((grid[1] - 0.05, grid[1] + 0.05), [False, True, False]),
-                            ((grid[1] + 0.01, 900), [False, False, False])):
+    windows = (((500, 900), [False, True, False]), ((grid[1] - 0.05, grid[1] + 0.05), [False, True, False]),
+               ((grid[1] + 0.01, 900), [False, False, False]))
+    for t_range, edited in windows:
         m = method(t_range=t_range)
         active = []
         denoise = bb.denoise

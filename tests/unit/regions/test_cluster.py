@@ -100,7 +100,8 @@ def test_silhouette_is_exact_unless_a_sample_size_is_set(monkeypatch):
 
     calls = []
     score = cluster.silhouette_score
-    monkeypatch.setattr(cluster, "silhouette_score", lambda *a, **kw: (calls.append(kw["sample_size"]), score(*a, **kw))[1])
+    monkeypatch.setattr(cluster, "silhouette_score",
+                        lambda *a, **kw: (calls.append(kw["sample_size"]), score(*a, **kw))[1])
     f = torch.randn(3, 96, 96, generator=torch.Generator().manual_seed(0))
     cluster_features(f, max_k=2, n_init=1)
     cluster_features(f, max_k=2, n_init=1, silhouette_sample_size=5000)
