@@ -208,7 +208,8 @@ def test_dino_and_depth_see_the_original_files_with_dino_depth_input_original(ti
     for side in ("original", "working"):
         seen["dino"].clear(), seen["depth"].clear()
         m = StyleGallery(dino_depth_input=side, show_progress=False,
-                         regions={"n_init": 1, "max_k": 3, "depth_input_size": 28, "depth_resize": "nearest"},
+                         regions={"n_init": 1, "max_k": 3, "inversion_steps": 2, "depth_input_size": 28,
+                                  "depth_resize": "nearest"},
                          matching={"dino_mode": "official", "dino_resize": 70, "dino_crop": 56})
         m.dino, m.depth = tiny_dino(), tiny_depth()
         m.use_backbone(tiny_backbone)
