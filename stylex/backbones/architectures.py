@@ -8,6 +8,7 @@ they do not change the per-step cost.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -39,8 +40,14 @@ def place(modules: tuple[torch.nn.Module, ...], device: torch.device, dtype: tor
             module.to(dtype)
 
 
+def built_on(device: torch.device) -> contextlib.AbstractContextManager:
+    """Where modules are built: on the meta device directly (shapes only, no memory or time: module paths, layer
+    shapes and shape-only forwards), elsewhere on the CPU, so that a seed gives the same weights on every device."""
+    return torch.device("meta") if device.type == "meta" else contextlib.nullcontext()
+
+
 def random_sd(architecture: str, dtype: str = "auto", device: str | torch.device = "cpu", seed: int = 0) -> SDBackbone:
-    """SD1.5 (`sd15`) or SD2.1-base (`sd21`) at full size with random weights."""
+    """SD1.5 (`sd15`) or SD2.1-base (`sd21`) at full size with random weights (`device="meta"`: shapes only)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -49,7 +56,7 @@ def random_sd(architecture: str, dtype: str = "auto", device: str | torch.device
     spec = ARCHITECTURES[architecture]
     device = torch.device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), built_on(device):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(**spec["unet"])
         vae = AutoencoderKL(**VAE)
@@ -86,7 +93,7 @@ def random_sd3(architecture: str, dtype: str = "auto", device: str | torch.devic
         raise ConfigError(f"unknown architecture {architecture!r}; one of {', '.join(SD3_ARCHITECTURES)}")
     device = torch.device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), built_on(device):
         torch.manual_seed(seed)
         transformer = SD3Transformer2DModel(**SD3_ARCHITECTURES[architecture])
         vae = AutoencoderKL(**SD3_VAE)

@@ -75,25 +75,34 @@ def minmax_per_image(depth: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def estimate_depth(model: torch.nn.Module, images: Tensor, size: Sequence[int], *, input_size: int = 518) -> Tensor:
+def estimate_depth(model: torch.nn.Module, images: Tensor, size: Sequence[int], *, input_size: int = 518,
+                   reduce: str = "area") -> Tensor:
     """Depth of `images` [B,3,H,W] in [0,1] on the grid `size` (h, w) -> [B,h,w] in [0,1], per image.
 
-    Preprocessing follows the model card: bicubic resize (shorter side `input_size`, multiples of the patch
-    size), ImageNet normalisation. The prediction is resized bilinearly to `size` (antialiased when shrinking).
+    Preprocessing follows the model card: bicubic resize (shorter side `input_size`, multiples of the patch size),
+    ImageNet normalisation. `reduce` takes the prediction to `size`: "area" averages it over each grid cell;
+    "nearest" (the published StyleGallery code) first resizes it bilinearly to the input image's size, as Depth
+    Anything's own `infer_image` returns it, then samples it with `F.interpolate(mode="nearest")`.
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images as [B,3,H,W] in [0,1], got shape {tuple(images.shape)}")
+    if reduce not in ("area", "nearest"):
+        raise ValueError(f"reduce must be 'area' or 'nearest', got {reduce!r}")
     patch = int(model.config.patch_size)
     param = next(model.parameters())
     x = images.to(device=param.device, dtype=torch.float32)
+    image_size = tuple(x.shape[-2:])
     target = input_size_for(x.shape[-2], x.shape[-1], input_size, patch)
     if tuple(x.shape[-2:]) != target:
         x = F.interpolate(x, size=target, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device)[:, None, None]
     std = torch.tensor(IMAGENET_STD, device=x.device)[:, None, None]
-    pred = model(pixel_values=((x - mean) / std).to(param.dtype)).predicted_depth.float()  # [B, H', W']
+    pred = model(pixel_values=((x - mean) / std).to(param.dtype)).predicted_depth.float()[:, None]  # [B,1,H',W']
     out_size = (int(size[0]), int(size[1]))
-    if tuple(pred.shape[-2:]) != out_size:
-        shrink = out_size[0] < pred.shape[-2] or out_size[1] < pred.shape[-1]
-        pred = F.interpolate(pred[:, None], size=out_size, mode="bilinear", align_corners=False, antialias=shrink)[:, 0]
-    return minmax_per_image(pred)
+    if reduce == "nearest":
+        if tuple(pred.shape[-2:]) != image_size:
+            pred = F.interpolate(pred, size=image_size, mode="bilinear", align_corners=True)
+        pred = F.interpolate(pred, size=out_size, mode="nearest")
+    elif tuple(pred.shape[-2:]) != out_size:
+        pred = F.interpolate(pred, size=out_size, mode="area")
+    return minmax_per_image(pred[:, 0])

@@ -1,6 +1,7 @@
 """Stable Diffusion 1.x / 2.x (UNet) as one frozen object: encode, decode, embed prompts, denoise."""
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,9 +56,12 @@ class SDBackbone:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
-    def autocast(self) -> torch.autocast:
-        """Half-precision autocast when the weights are half precision; a no-op for fp32."""
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Half-precision autocast when the weights are half precision; a no-op for fp32 (on any device, the
+        meta device of shape-only builds included)."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def to(self, device: torch.device | str) -> "SDBackbone":
         for module in (self.unet, self.vae, self.text_encoder):

@@ -52,8 +52,8 @@ class PromptEmbeds(NamedTuple):
 class SD3Backbone:
     """A frozen SD3/3.5 model.
 
-    Latents are `(vae.encode(x).latent_dist.mean − shift_factor)·scaling_factor` by default: the mean makes
-    encoding deterministic (the same image always inverts to the same noise). METHODS.md 0.4 writes
+    Latents are `(vae.encode(x).latent_dist.mean − shift_factor)·scaling_factor` (METHODS.md 0.4): the posterior
+    mean makes encoding deterministic (the same image always inverts to the same noise). diffusers' pipelines draw
     `.sample()`; pass a `generator` to `encode` for that seeded sample instead.
     """
 

@@ -21,6 +21,7 @@ from torch import Tensor
 from stylex.diffusion.attention import sdpa
 
 BACKENDS = ("gather", "flex")
+LOSS_NORMS = ("layer", "region")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ def regional_target(q: Tensor, k: Tensor, v: Tensor, q_idx: Tensor, kv_mask: Ten
     """Target attention of one matched pair at one layer, for the queries `q_idx` of the content region.
 
     sparse: softmax over the style region's keys only. zero (official): Q, K, V are multiplied by the 0/1
-    masks, so every zeroed key still takes weight exp(0) in the softmax and dilutes the target.
+    masks, so every zeroed key still takes weight exp(0) in the softmax and dilutes the target (and a style
+    region with no key at this grid gives the target 0).
     q [H,N,d]; k, v [H,M,d]; kv_mask [M] bool. Returns [H, len(q_idx), d].
     """
     q_i = q[:, q_idx]
@@ -48,15 +50,45 @@ def regional_target(q: Tensor, k: Tensor, v: Tensor, q_idx: Tensor, kv_mask: Ten
     return sdpa(q_i[None], (k * m)[None], (v * m)[None], temperature)[0]
 
 
-def token_weights(pairs: list[Pair], n_tokens: int, heads: int, dim: int, device: torch.device) -> Tensor:
-    """[N] weights that turn a per-token sum of |out − target| over heads and channels into the sum over pairs of
-    each pair's mean. Tokens outside every pair weigh 0."""
+def token_weights(pairs: list[Pair], n_tokens: int, heads: int, dim: int, device: torch.device,
+                  loss_norm: str = "layer") -> Tensor:
+    """[N] weights that turn a per-token sum of |out − target| over heads and channels into L_RSL at one layer
+    (METHODS.md 2.3). `layer`: each pair's mean weighs n_i/N, so every paired token weighs 1/(N·heads·dim) (the
+    mean over all N tokens of the layer that the published L1Loss over masked tensors takes). `region`: each
+    pair's own mean, 1/(n_i·heads·dim). Tokens outside every pair weigh 0."""
+    if loss_norm not in LOSS_NORMS:
+        raise ValueError(f"loss_norm={loss_norm!r} is not one of {LOSS_NORMS}")
     weights = torch.zeros(n_tokens, device=device)
     for pair in pairs:
+        if not pair.query_idx.numel():
+            continue
         if weights[pair.query_idx].any():
             raise ValueError("a content token belongs to two matched pairs; each content region has one match")
-        weights[pair.query_idx] = 1.0 / (pair.query_idx.numel() * heads * dim)
+        share = n_tokens if loss_norm == "layer" else pair.query_idx.numel()
+        weights[pair.query_idx] = 1.0 / (share * heads * dim)
     return weights
+
+
+def zero_query_terms(values: list[Tensor], pairs: list[Pair], n_tokens: int) -> Tensor:
+    """The terms of `mask_mode: zero` under `loss_norm: layer` that carry no gradient (METHODS.md 2.3).
+
+    The published L1Loss over masked tensors also compares, at each of the N − n_i tokens outside pair i's
+    region, out·m_i = 0 with the attention of a zeroed query: uniform weights over all keys, i.e. the mean of
+    the masked values v·m_j over every key. Returns Σ_pairs (N − n_i)/N · mean_{heads, channels} |mean_keys v·m_j|,
+    so that the loss equals the published value. values[r]: [H, M_r, d] of reference r.
+    """
+    total = values[0].new_zeros((), dtype=torch.float32)
+    every_key: Tensor | None = None
+    for pair in pairs:
+        if pair.key_mask is None:
+            if every_key is None:
+                every_key = torch.cat(values, dim=1).float().mean(dim=1)
+            average = every_key
+        else:
+            v = values[pair.reference].float()
+            average = v[:, pair.key_mask].sum(dim=1) / v.shape[1]
+        total = total + (n_tokens - pair.query_idx.numel()) / n_tokens * average.abs().mean()
+    return total
 
 
 def gather_targets(q: Tensor, keys: list[tuple[Tensor, Tensor]], pairs: list[Pair], mask_mode: str = "sparse") -> Tensor:
@@ -64,6 +96,8 @@ def gather_targets(q: Tensor, keys: list[tuple[Tensor, Tensor]], pairs: list[Pai
     target = torch.zeros_like(q)
     every_key: tuple[Tensor, Tensor] | None = None
     for pair in pairs:
+        if not pair.query_idx.numel():  # a content region absent at this layer's grid (kept in mask_mode zero)
+            continue
         if pair.key_mask is None:
             if every_key is None:
                 every_key = (torch.cat([k for k, _ in keys], dim=1), torch.cat([v for _, v in keys], dim=1))

@@ -73,21 +73,19 @@ def stat_descriptors(F_mix: Tensor, labels: Tensor) -> Tensor:
 
 
 @functools.lru_cache(maxsize=4)
-def _random_encoder(width: int, seed: int, layers: int, heads: int) -> nn.TransformerEncoder:
-    """An untrained transformer encoder with seeded weights (the same seed gives the same network)."""
+def random_encoder(width: int, seed: int, layers: int, heads: int) -> nn.Sequential:
+    """An untrained pre-norm transformer (`layers` blocks, GELU MLP of 4x width) with seeded weights.
+
+    The blocks are drawn one after another from one seeded generator, each with PyTorch's default
+    initialisation, so they differ from each other, as the published code's blocks do (it draws them in the same
+    order from the global random state; `nn.TransformerEncoder` would instead deep-copy one block).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        layer = nn.TransformerEncoderLayer(
-            d_model=width,
-            nhead=heads,
-            dim_feedforward=4 * width,
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        encoder = nn.TransformerEncoder(layer, num_layers=layers, enable_nested_tensor=False)
-    return encoder.eval().requires_grad_(False)
+        blocks = [nn.TransformerEncoderLayer(d_model=width, nhead=heads, dim_feedforward=4 * width, dropout=0.0,
+                                             activation="gelu", batch_first=True, norm_first=True)
+                  for _ in range(layers)]
+    return nn.Sequential(*blocks).eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -96,9 +94,9 @@ def stat_descriptors_official(
 ) -> Tensor:
     """REPRODUCTION ONLY (`stat: official`): the published code's statistical descriptor -> [R, 2C].
 
-    Each region's pixels go through an *untrained, randomly initialised* transformer encoder (8 layers,
-    4 heads, pre-norm, as in the published code), are put back into a zero-padded [C,h,w] map, and the
-    descriptor is [sum / n_pixels, unbiased variance over the whole padded map / n_pixels]. The random
+    Each region's pixels go through an *untrained, randomly initialised* transformer (`random_encoder`; the
+    published code's has 8 independent pre-norm blocks of 4 heads), are put back into a zero-padded [C,h,w]
+    map, and the descriptor is [sum / n_pixels, unbiased variance over the whole padded map / n_pixels]. The random
     network carries no learned meaning; the same `seed` gives the same network for the content and every
     reference, so scores are at least consistent. Use `stat_descriptors` for real work.
     """
@@ -107,7 +105,7 @@ def stat_descriptors_official(
     c = F_mix.shape[0]
     if c % heads:
         raise ValueError(f"the official statistical descriptor needs channels ({c}) divisible by heads ({heads})")
-    encoder = _random_encoder(c, seed, layers, heads).to(F_mix.device)
+    encoder = random_encoder(c, seed, layers, heads).to(F_mix.device)
     flat = F_mix.reshape(c, -1)
     lab = labels.reshape(-1).to(F_mix.device)
     rows = []
@@ -289,12 +287,15 @@ def describe_regions(
     geometry: GeometryMode = "centroid",
     min_overlap: float = 0.01,
     seed: int = 0,
+    stat_layers: int = 8,
+    stat_heads: int = 4,
 ) -> RegionDescriptors:
-    """All three descriptors of one image's regions (the matching config's `stat` and `geometry` switches)."""
+    """All three descriptors of one image's regions (the matching config's `stat` and `geometry` switches;
+    `stat_layers`/`stat_heads` size the random transformer of `stat: official`)."""
     if stat == "mean_std":
         stat_d = stat_descriptors(F_mix, labels)
     elif stat == "official":
-        stat_d = stat_descriptors_official(F_mix, labels, seed=seed)
+        stat_d = stat_descriptors_official(F_mix, labels, seed=seed, layers=stat_layers, heads=stat_heads)
     else:
         raise ConfigError(f"matching stat must be 'mean_std' or 'official', got {stat!r}")
     return RegionDescriptors(

@@ -244,7 +244,7 @@ class HAM(StyleTransferMethod):
         if len(t_range) != 2 or t_range[0] > t_range[1]:
             raise ConfigError(f"method.t_range={list(t_range)} must be [low, high] with low <= high.")
         self.gar_prefixes, self.lat_prefixes = tuple(gar_layers), tuple(lat_layers)
-        self.gar_targets, self.t_range = tuple(gar_targets), (int(t_range[0]), int(t_range[1]))
+        self.gar_targets, self.t_range = tuple(gar_targets), (float(t_range[0]), float(t_range[1]))
         self.num_steps, self.alpha, self.beta, self.gamma = num_steps, alpha, beta, gamma
         self.guidance_scale, self.temperature = guidance_scale, temperature
         self.prompt, self.style_prompt = prompt, style_prompt or None

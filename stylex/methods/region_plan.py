@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor
 
 from stylex.diffusion.regional_attention import FlexLayout, Pair, token_weights
 from stylex.matching import Match, ScoreTable
+from stylex.regions.refine import resize_labels
 
 
 def layer_grid(n_tokens: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
@@ -22,10 +22,8 @@ def layer_grid(n_tokens: int, latent_hw: tuple[int, int]) -> tuple[int, int]:
 
 
 def labels_at(labels: Tensor, grid: tuple[int, int]) -> Tensor:
-    """Nearest-neighbour label map on a layer's grid, flattened to its token order."""
-    if tuple(labels.shape) == grid:
-        return labels.flatten()
-    return F.interpolate(labels[None, None].float(), size=grid, mode="nearest")[0, 0].long().flatten()
+    """The label map on a layer's grid (stylex's one nearest convention, `resize_labels`), in token order."""
+    return resize_labels(labels, grid).flatten()
 
 
 @dataclass
@@ -34,7 +32,8 @@ class LayerPlan:
     `regional_attention=flex`) the FlexAttention layout; derived once, reused at every step."""
 
     pairs: list[Pair]
-    weights: Tensor  # [N] weights turning a per-token L1 sum into the sum of each pair's mean
+    weights: Tensor  # [N] weights turning a per-token L1 sum into L_RSL at this layer (see `token_weights`)
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # pairs left out at this layer, and why
     flex: FlexLayout | None = None
 
 
@@ -51,13 +50,19 @@ class RegionPlan:
     layers: dict[str, LayerPlan] = field(default_factory=dict)
 
     def at_layer(self, layer: str, content_grid: tuple[int, int], key_counts: list[int], heads: int, dim: int,
-                 temperature: float, fallback_temperature: float) -> LayerPlan:
+                 temperature: float, fallback_temperature: float, mask_mode: str = "sparse",
+                 loss_norm: str = "layer") -> LayerPlan:
         """The pairs at one layer: each content region's token indices and its style region's key mask (None for
-        a fallback match, which attends to every reference's keys). Regions that vanish at this layer's grid
-        are left out. `key_counts`: per reference of the item, its number of keys at this layer."""
+        a fallback match, which attends to every reference's keys). `key_counts`: per reference of the item, its
+        number of keys at this layer.
+
+        A region can vanish on a coarse grid. `mask_mode: sparse` leaves such a pair out at this layer (listed in
+        `skipped`, for the sidecar); `zero` keeps it, as the published code does: its target is then computed with
+        every key zeroed (a vanished style region), or it adds only the terms without gradient (a vanished
+        content region)."""
         if layer not in self.layers:
             content_tokens = labels_at(self.content_labels, content_grid)
-            pairs = []
+            pairs, skipped = [], []
             for match in self.matches:
                 q_idx = (content_tokens == match.content_region).nonzero().flatten()
                 kv_mask = None
@@ -65,13 +70,31 @@ class RegionPlan:
                     ref_labels = self.ref_labels[match.reference]
                     ref_grid = layer_grid(key_counts[match.reference], tuple(ref_labels.shape))
                     kv_mask = labels_at(ref_labels, ref_grid) == match.style_region
-                if q_idx.numel() and (kv_mask is None or kv_mask.any()):
-                    pairs.append(Pair(q_idx, match.reference, kv_mask,
-                                      fallback_temperature if match.fallback else temperature))
+                vanished = ("content" if not q_idx.numel() else
+                            "style" if kv_mask is not None and not kv_mask.any() else None)
+                if vanished and mask_mode == "sparse":
+                    skipped.append({"layer": layer, "content_region": match.content_region,
+                                    "reference": match.reference, "style_region": match.style_region,
+                                    "vanished": vanished, "grid": list(content_grid if vanished == "content" else
+                                                                       ref_grid)})
+                    continue
+                pairs.append(Pair(q_idx, match.reference, kv_mask,
+                                  fallback_temperature if match.fallback else temperature))
             n_tokens = content_grid[0] * content_grid[1]
-            weights = token_weights(pairs, n_tokens, heads, dim, self.content_labels.device)
-            self.layers[layer] = LayerPlan(pairs, weights)
+            weights = token_weights(pairs, n_tokens, heads, dim, self.content_labels.device, loss_norm)
+            self.layers[layer] = LayerPlan(pairs, weights, skipped)
         return self.layers[layer]
+
+    def skipped_notes(self, ref_names: list[str]) -> list[str]:
+        """One sentence per pair left out at a layer (sparse mode), naming the pair and the layer."""
+        notes = []
+        for layer, plan in self.layers.items():
+            for s in plan.skipped:
+                h, w = s["grid"]
+                notes.append(f"{layer}: pair content region {s['content_region']} -> {ref_names[s['reference']]} "
+                             f"region {s['style_region']} skipped: its {s['vanished']} region has no token on the "
+                             f"{h}x{w} grid")
+        return notes
 
 
 def match_rows(matches: list[Match], ref_names: list[str]) -> list[dict[str, Any]]:

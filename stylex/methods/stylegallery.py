@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from stylex.cache import ArtifactCache
-from stylex.diffusion.regional_attention import BACKENDS, flex_layout, flex_targets, gather_targets
+from stylex.diffusion.regional_attention import (BACKENDS, LOSS_NORMS, flex_layout, flex_targets, gather_targets,
+                                                 zero_query_terms)
 from stylex.diffusion.schedules import optimisation_timesteps
 from stylex.errors import ConfigError, settings_from_config
 from stylex.matching import Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MASK_MODES = ("sparse", "zero")
 INITS = ("inverted", "content")
+SIDE_INPUTS = ("working", "original")
+STAGE1_MATCHING = ("stat", "dino_mode", "geometry", "min_overlap", "dino_resize", "dino_crop", "stat_layers",
+                   "stat_heads")  # the stage-2 settings that decide the cached descriptors
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,11 @@ class MatchingParams:
     """Stage-2 settings (METHODS.md 2.2). `stat`/`dino_mode`/`geometry` hold the official-code switches."""
 
     stat: str = "mean_std"  # | official (random 8-layer transformer; reproduction only)
+    stat_layers: int = 8  # stat: official: the random transformer's blocks and heads
+    stat_heads: int = 4
     dino_mode: str = "aligned"  # | official (resize 256 + centre crop 224, misaligned with the masks)
+    dino_resize: int = 256  # dino_mode: official: shorter side resized to this, then centre-cropped
+    dino_crop: int = 224
     geometry: str = "centroid"  # | min_enclosing
     min_overlap: float = 0.01
     w_stat: float = 0.25
@@ -69,7 +77,8 @@ class StyleGallery(AttentionDistillationBase):
                  depth: Callable[..., Any] | None = None, regions: dict | None = None, matching: dict | None = None,
                  layers: tuple[str, ...] = ("up_blocks.2", "up_blocks.3"), num_steps: int = 150,
                  iters_per_step: int = 1, lr: float = 0.05, temperature: float = 1.5, content_weight: float = 0.26,
-                 mask_mode: str = "sparse", init: str = "inverted", fallback_temperature: float = 1.0,
+                 mask_mode: str = "sparse", loss_norm: str = "layer", init: str = "inverted",
+                 fallback_temperature: float = 1.0, dino_depth_input: str = "working",
                  prompt: str = "", cache_dir: str | None = None, user_masks: str | None = None,
                  visualise: dict | None = None, accel: dict | None = None, gallery: dict | None = None,
                  regional_attention: str = "gather", seed: int = 0, show_progress: bool = True,
@@ -77,8 +86,12 @@ class StyleGallery(AttentionDistillationBase):
         super().__init__(backbone, layers, prompt, seed, show_progress, early_exit)
         if mask_mode not in MASK_MODES:
             raise ConfigError(f"method.mask_mode={mask_mode!r} is not one of: {', '.join(MASK_MODES)}.")
+        if loss_norm not in LOSS_NORMS:
+            raise ConfigError(f"method.loss_norm={loss_norm!r} is not one of: {', '.join(LOSS_NORMS)}.")
         if init not in INITS:
             raise ConfigError(f"method.init={init!r} is not one of: {', '.join(INITS)}.")
+        if dino_depth_input not in SIDE_INPUTS:
+            raise ConfigError(f"method.dino_depth_input={dino_depth_input!r} is not one of: {', '.join(SIDE_INPUTS)}.")
         if regional_attention not in BACKENDS:
             raise ConfigError(f"method.regional_attention={regional_attention!r} is not one of: {', '.join(BACKENDS)}.")
         if regional_attention == "flex" and mask_mode != "sparse":
@@ -92,7 +105,8 @@ class StyleGallery(AttentionDistillationBase):
         self.depth: Any = None
         self.num_steps, self.iters_per_step, self.lr = num_steps, iters_per_step, lr
         self.temperature, self.content_weight, self.mask_mode = temperature, content_weight, mask_mode
-        self.init, self.fallback_temperature = init, fallback_temperature
+        self.loss_norm, self.init, self.fallback_temperature = loss_norm, init, fallback_temperature
+        self.dino_depth_input = dino_depth_input
         self.cache = ArtifactCache(cache_dir)
         self.user_masks = Path(user_masks).expanduser() if user_masks else None
         self.visualise = {"layer": -1, "step": 0.5, **(visualise or {})}
@@ -158,9 +172,25 @@ class StyleGallery(AttentionDistillationBase):
     # -- stage 1: DFCC regions (METHODS.md 2.1) ----------------------------------------------------------
     def dfcc_regions(self, group: Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Stage 1 (METHODS.md 2.1) for every content (with its user mask) and every distinct reference."""
-        contents = [self.analyse(image, self.user_mask(item.content.name))
-                    for image, item in zip(group.contents, group.items)]
-        return contents, [self.analyse(image) for image in group.references]
+        content_files, reference_files = self.original_files(group)
+        contents = [self.analyse(image, self.user_mask(item.content.name), original)
+                    for image, item, original in zip(group.contents, group.items, content_files)]
+        return contents, [self.analyse(image, original=original)
+                          for image, original in zip(group.references, reference_files)]
+
+    def original_files(self, group: Group) -> tuple[list[Tensor | None], list[Tensor | None]]:
+        """The input files' own pixels (contents, distinct references) when DINOv2 and depth see them
+        (`dino_depth_input: original`, the published code's choice); otherwise None for each."""
+        if self.dino_depth_input != "original":
+            return [None] * len(group.items), [None] * len(group.references)
+        from stylex.data.images import load_image, to_tensor
+
+        paths: dict[int, Path] = {}
+        for item, indices in zip(group.items, group.ref_index):
+            for ref, index in zip(item.styles, indices):
+                paths.setdefault(index, ref.path)
+        contents = [to_tensor(load_image(item.content.path)) for item in group.items]
+        return contents, [to_tensor(load_image(paths[i])) if i in paths else None for i in range(len(group.references))]
 
     def user_mask(self, content_name: str) -> Tensor | None:
         """A label image `{user_masks}/{content name}.png` (0 = keep the automatic regions), if there is one."""
@@ -180,36 +210,46 @@ class StyleGallery(AttentionDistillationBase):
 
             raise InputError(f"{path}: the user mask cannot be read ({exc}). Save it as a PNG label image.") from None
 
-    def analyse(self, image: Tensor, user_mask: Tensor | None = None) -> dict[str, Any]:
-        """Regions and descriptors of one image, from the cache when nothing that decides them changed."""
+    def analyse(self, image: Tensor, user_mask: Tensor | None = None, original: Tensor | None = None) -> dict[str, Any]:
+        """Regions and descriptors of one image, from the cache when nothing that decides them changed.
+
+        `original` [3,H,W]: the file's own pixels, which DINOv2 and depth see with `dino_depth_input: original`
+        (each model resizes them with its own preprocessing); the working image stands in when it is absent."""
         from stylex.backbones.dino import patch_tokens
 
+        use_file = self.dino_depth_input == "original" and original is not None
+        side = original if use_file else image
+        notes = [] if use_file or self.dino_depth_input == "working" else [
+            "dino_depth_input=original, but the original file was not given: DINOv2 and depth saw the working image"]
         parts = {"image": tensor_digest(image), "user_mask": None if user_mask is None else tensor_digest(user_mask),
-                 **self.stage1_identity()}
+                 "side_input": tensor_digest(side) if use_file else None, **self.stage1_identity()}
 
         def compute() -> dict[str, Any]:
             with self.base_unet():
                 return stage1()
 
         def stage1() -> dict[str, Any]:
+            m = self.matching
             regions = extract_regions(self.backbone, image.to(self.backbone.device), self.region_params,
-                                      self.depth if self.region_params.depth_enabled else None, user_mask)
-            tokens = patch_tokens(self.dino, image[None], self.matching.dino_mode)[0].cpu()
-            desc = describe_regions(regions.F_mix, tokens, regions.labels, stat=self.matching.stat,
-                                    geometry=self.matching.geometry, min_overlap=self.matching.min_overlap,
-                                    seed=self.region_params.seed)
+                                      self.depth if self.region_params.depth_enabled else None, user_mask,
+                                      depth_image=side)
+            tokens = patch_tokens(self.dino, side[None], m.dino_mode, official_resize=m.dino_resize,
+                                  official_crop=m.dino_crop)[0].cpu()
+            desc = describe_regions(regions.F_mix, tokens, regions.labels, stat=m.stat, geometry=m.geometry,
+                                    min_overlap=m.min_overlap, seed=self.region_params.seed,
+                                    stat_layers=m.stat_layers, stat_heads=m.stat_heads)
             return {"latent": regions.latent, "x_T": regions.x_T, "labels": regions.labels, "k": regions.k,
-                    "notes": regions.notes, "stat": desc.stat, "sem": desc.sem, "geo": desc.geo}
+                    "notes": regions.notes + notes, "stat": desc.stat, "sem": desc.sem, "geo": desc.geo}
 
         return self.cache.get_or_compute("stage1", parts, compute)
 
     def stage1_identity(self) -> dict[str, Any]:
         """Everything but the pixels that decides `analyse`: its cache key, and the settings a gallery records."""
-        return {"model": self.backbone.model_id, "regions": self.region_params.as_dict(),
+        return {"model": self.backbone.model_id, "dtype": str(self.backbone.dtype),
+                "regions": self.region_params.as_dict(), "dino_depth_input": self.dino_depth_input,
                 "depth": getattr(self.depth, "name_or_path", None),
                 "dino": getattr(getattr(self.dino, "config", None), "_name_or_path", None),
-                "matching": {k: v for k, v in asdict(self.matching).items()
-                             if k in ("stat", "dino_mode", "geometry", "min_overlap")}}
+                "matching": {k: v for k, v in asdict(self.matching).items() if k in STAGE1_MATCHING}}
 
     # -- stage 2: multi-dimensional matching (METHODS.md 2.2) --------------------------------------------
     def match_regions(self, group: Group, contents: list[dict[str, Any]], references: list[dict[str, Any]],
@@ -310,25 +350,28 @@ class StyleGallery(AttentionDistillationBase):
         content_latents = torch.stack([c["latent"] for c in contents]).to(device)
         ref_latents = [r["latent"].to(device) for r in references]
         timesteps = self.timesteps()
-
-        def reference_features(t: int) -> dict[str, Any]:
-            content = self.record(content_latents, t, ("q",))
-            return {"style": self.record_references(ref_latents, t, ("k", "v")),
-                    "content_q": {layer: content[layer]["q"] for layer in self.layers}}
-
         if self.init == "inverted":
             init = normalised_noise(torch.stack([c["x_T"] for c in contents]).to(device))
         else:
             init = content_latents
         if self.lora is not None:
             self.lora.fuse()
-        latent, curves = optimise_latents(init, timesteps, self.lr, self.iters_per_step, reference_features,
+        latent, curves = optimise_latents(init, timesteps, self.lr, self.iters_per_step,
+                                          lambda t: self.step_references(content_latents, ref_latents, t),
                                           lambda x, t, r: self.regional_loss(x, t, r, plans), desc, show_progress)
         return latent, curves, timesteps
 
+    def step_references(self, content_latents: Tensor, ref_latents: list[Tensor], t: int) -> dict[str, Any]:
+        """What stage 3 needs at timestep t that does not depend on the optimised latent (computed once per t):
+        each distinct reference's K/V and the contents' queries, from the clean latents run at t."""
+        content = self.record(content_latents, t, ("q",))
+        return {"style": self.record_references(ref_latents, t, ("k", "v")),
+                "content_q": {layer: content[layer]["q"] for layer in self.layers}}
+
     def regional_loss(self, latent: Tensor, t: int, refs: dict[str, Any], plans: list[RegionPlan]) -> Tensor:
-        """L_RSL + λ_c·L_GCL per image (METHODS.md 2.3): the sum over matched pairs of the mean |out − target|
-        over the pair's heads, tokens and channels, plus λ_c times the query-preservation L1."""
+        """L_RSL + λ_c·L_GCL per image (METHODS.md 2.3). L_RSL sums over layers and matched pairs the mean
+        |out − target| over the pair's heads, tokens and channels, weighted by n_i/N (`loss_norm: layer`) or not
+        (`region`); λ_c weighs the query-preservation L1. The target is computed without gradient."""
         student = self.record(latent, t, ("q", "out"))
         style = refs["style"]
         total = latent.new_zeros(latent.shape[0])
@@ -341,17 +384,21 @@ class StyleGallery(AttentionDistillationBase):
                 keys = [(style[r][layer]["k"][0], style[r][layer]["v"][0]) for r in plan.ref_ids]
                 with torch.no_grad():
                     target = self.regional_targets(q_all[b].detach(), keys, layer_plan)
+                    constant = (zero_query_terms([v for _, v in keys], layer_plan.pairs, n_tokens)
+                                if self.mask_mode == "zero" and self.loss_norm == "layer" else 0.0)
                 per_token = (out_all[b].float() - target.float()).abs().sum(dim=(0, 2))
-                total[b] = total[b] + (layer_plan.weights * per_token).sum()
+                total[b] = total[b] + (layer_plan.weights * per_token).sum() + constant
             content_q = refs["content_q"][layer]
             total = total + self.content_weight * (q_all.float() - content_q.float()).abs().flatten(1).mean(1)
         return total
 
     def layer_plan(self, plan: RegionPlan, layer: str, content_grid: tuple[int, int], heads: int, dim: int,
                    style: list[dict[str, dict[str, Tensor]]]) -> LayerPlan:
-        """The plan's pairs at one layer, with this run's temperatures and its references' key counts."""
+        """The plan's pairs at one layer, with this run's temperatures, mask mode, loss normalisation and its
+        references' key counts."""
         key_counts = [style[r][layer]["k"].shape[2] for r in plan.ref_ids]
-        return plan.at_layer(layer, content_grid, key_counts, heads, dim, self.temperature, self.fallback_temperature)
+        return plan.at_layer(layer, content_grid, key_counts, heads, dim, self.temperature, self.fallback_temperature,
+                             self.mask_mode, self.loss_norm)
 
     def regional_targets(self, q: Tensor, keys: list[tuple[Tensor, Tensor]], layer_plan: LayerPlan) -> Tensor:
         """[H,N,d] target attention of one image at one layer, by the configured backend."""
@@ -368,15 +415,18 @@ class StyleGallery(AttentionDistillationBase):
                image: Tensor, curve: Tensor, attention: dict[int, Tensor], timesteps: list[int],
                timings: dict[str, float]) -> Stylized:
         """One item's image with its sidecar facts (settings, regions, matches) and pictures (overlays, maps)."""
-        rows = match_rows(plan.matches, [s.name for s in item.styles])
+        ref_names = [s.name for s in item.styles]
+        rows = match_rows(plan.matches, ref_names)
         info = {**self.describe(), "timesteps": timesteps, "iters_per_step": self.iters_per_step, "lr": self.lr,
-                "content_weight": self.content_weight, "mask_mode": self.mask_mode,
+                "content_weight": self.content_weight, "mask_mode": self.mask_mode, "loss_norm": self.loss_norm,
                 "regional_attention": self.regional_attention, "init": self.init,
+                "dino_depth_input": self.dino_depth_input,
                 "accel": {"name": self.accel["name"], "schedule": self.accel["schedule"],
                           "lora": self.lora.describe() if self.lora is not None else None},
                 "regions": {"content": region_count(plan.content_labels),
                             "references": [region_count(lab) for lab in plan.ref_labels],
-                            "notes": content["notes"] + [n for r in refs for n in r["notes"]]},
+                            "notes": content["notes"] + [n for r in refs for n in r["notes"]]
+                            + plan.skipped_notes(ref_names)},
                 "matches": rows, "cache": {"hits": self.cache.hits, "misses": self.cache.misses}}
         artifacts = {"regions": {"content": plan.content_labels.cpu(), "references": [lab.cpu() for lab in plan.ref_labels]},
                      "matches": rows, "attention": attention}
@@ -403,7 +453,7 @@ class StyleGallery(AttentionDistillationBase):
             per_ref: dict[int, Tensor] = {}
             for pair in self.layer_plan(plan, layer, grid, heads, dim, style).pairs:
                 q_idx, kv_mask = pair.query_idx, pair.key_mask
-                if kv_mask is None:
+                if kv_mask is None or not kv_mask.any() or not q_idx.numel():  # fallback, or vanished (zero mode)
                     continue
                 k = style[plan.ref_ids[pair.reference]][layer]["k"][0]
                 ref_grid = layer_grid(k.shape[1], tuple(plan.ref_labels[pair.reference].shape))

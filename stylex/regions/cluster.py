@@ -60,15 +60,15 @@ def cluster_features(
     n_init: int = 10,
     max_iter: int = 64,
     seed: int = 0,
-    silhouette_sample_size: int | None = 8192,
+    silhouette_sample_size: int | None = None,
     n_threads: int | None = 1,
 ) -> Clustering:
     """Cluster the pixels of `F_mix` [C,h,w] into k ∈ [min_k, max_k] regions, k chosen by silhouette.
 
     min_k below 2 counts as 2 (a silhouette needs two clusters); max_k < 2 or min_k > max_k is a ConfigError.
 
-    Silhouette is Euclidean in PCA space; above `silhouette_sample_size` pixels it is computed on a sample
-    drawn with `seed` (deterministic; None = always exact). A request for more regions than there are
+    Silhouette is Euclidean in PCA space, exact by default; with `silhouette_sample_size`, above that many
+    pixels it is computed on a sample drawn with `seed` (deterministic). A request for more regions than there are
     pixels or distinct pixels is clamped with a `RegionWarning`; an input with a single distinct pixel value
     (a flat-colour image) yields one region, also with a `RegionWarning` (`Clustering.single_region`).
     `n_threads` caps the OpenMP/BLAS threads of scikit-learn (None: its default). One thread is the default:

@@ -18,6 +18,9 @@ from stylex.regions.features import mix_features, time_weights
 from stylex.regions.refine import apply_user_mask, clean_small_regions, depth_split_merge, merge_by_latent, relabel_consecutive
 
 
+DEPTH_RESIZES = ("area", "nearest")
+
+
 @dataclass(frozen=True)
 class RegionParams:
     """Every stage-1 setting (the cache key includes all of them)."""
@@ -30,14 +33,27 @@ class RegionParams:
     pca_dims: int = 60
     n_init: int = 10
     max_iter: int = 64
+    silhouette_sample_size: int | None = None  # None: the exact silhouette
     merge_threshold: float = 0.85
     min_region_pixels: int = 20
     depth_enabled: bool = True
+    depth_input_size: int = 518  # the depth model's input: shorter side, in multiples of its patch size
+    depth_resize: str = "area"  # | nearest (official): how the depth map is reduced to the latent grid
     depth_min_pixels: int = 20
+    depth_low_pct: float = 5.0
+    depth_high_pct: float = 95.0
     depth_span: float = 0.75
     depth_remerge_latent: float = 0.35
     depth_remerge_depth: float = 0.3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.depth_resize not in DEPTH_RESIZES:
+            raise ConfigError(f"method.regions.depth_resize={self.depth_resize!r} is not one of: "
+                              f"{', '.join(DEPTH_RESIZES)}.")
+        if self.silhouette_sample_size is not None and self.silhouette_sample_size < 2:
+            raise ConfigError(f"method.regions.silhouette_sample_size={self.silhouette_sample_size} must be at "
+                              f"least 2, or null for the exact silhouette.")
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RegionParams":
@@ -93,8 +109,11 @@ def inversion_features(backbone: Any, latent: Tensor, params: RegionParams) -> t
 
 
 def extract_regions(backbone: Any, image: Tensor, params: RegionParams, depth_model: Any = None,
-                    user_mask: Tensor | None = None, latent: Tensor | None = None) -> Regions:
-    """Image [3,H,W] in [0,1] -> regions on the latent grid (steps 1-8 of METHODS.md 2.1)."""
+                    user_mask: Tensor | None = None, latent: Tensor | None = None,
+                    depth_image: Tensor | None = None) -> Regions:
+    """Image [3,H,W] in [0,1] -> regions on the latent grid (steps 1-8 of METHODS.md 2.1).
+
+    `depth_image` [3,H',W']: the pixels the depth model sees, when not the working image (official: the file)."""
     from stylex.backbones.depth import estimate_depth
 
     notes: list[str] = []
@@ -105,13 +124,17 @@ def extract_regions(backbone: Any, image: Tensor, params: RegionParams, depth_mo
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RegionWarning)
         clustering = cluster_features(F_mix, max_k=params.max_k, pca_dims=params.pca_dims, n_init=params.n_init,
-                                      max_iter=params.max_iter, seed=params.seed)
+                                      max_iter=params.max_iter, seed=params.seed,
+                                      silhouette_sample_size=params.silhouette_sample_size)
     notes += [str(w.message) for w in caught if issubclass(w.category, RegionWarning)]
     labels = merge_by_latent(clustering.labels, latent[0].cpu(), threshold=params.merge_threshold)
     if params.depth_enabled and depth_model is not None and int(labels.max()) >= 0:
-        depth = estimate_depth(depth_model, image[None], labels.shape)[0].cpu()
+        pixels = image if depth_image is None else depth_image
+        depth = estimate_depth(depth_model, pixels[None], labels.shape, input_size=params.depth_input_size,
+                               reduce=params.depth_resize)[0].cpu()
         labels = depth_split_merge(labels, latent[0].cpu(), depth, min_pixels=params.depth_min_pixels,
-                                   span=params.depth_span, remerge_latent=params.depth_remerge_latent,
+                                   span=params.depth_span, low_pct=params.depth_low_pct,
+                                   high_pct=params.depth_high_pct, remerge_latent=params.depth_remerge_latent,
                                    remerge_depth=params.depth_remerge_depth)
     labels = relabel_consecutive(clean_small_regions(labels, min_pixels=params.min_region_pixels))
     if user_mask is not None:  # numbered after the automatic regions, in increasing user-label order

@@ -58,12 +58,14 @@ def normalize_depth(depth: Tensor) -> Tensor:
 
 
 def resize_labels(labels: Tensor, size: Sequence[int]) -> Tensor:
-    """Nearest-neighbour resize of a label map [h,w] to `size` (h, w), sampling pixel centres ('nearest-exact')."""
+    """Nearest-neighbour resize of a label map [h,w] to `size` (h, w): stylex's one convention for every label
+    map, `F.interpolate(mode="nearest")` (output cell i samples input cell floor(i·h_in/h_out)), as the published
+    StyleGallery code resizes its masks (METHODS.md 2.3)."""
     size = (int(size[0]), int(size[1]))
     if tuple(labels.shape[-2:]) == size:
         return labels.to(torch.long)
     x = labels.to(torch.float64)[None, None]
-    return F.interpolate(x, size=size, mode="nearest-exact")[0, 0].round().to(torch.long)
+    return F.interpolate(x, size=size, mode="nearest")[0, 0].round().to(torch.long)
 
 
 def resize_depth(depth: Tensor, size: Sequence[int]) -> Tensor:

@@ -48,3 +48,31 @@ def test_random_sd35_builds_a_working_backbone(monkeypatch):
     latent = torch.randn(1, 16, 8, 8)
     assert backbone.denoise(latent, 500.0, cond).shape == latent.shape
     assert backbone.model_id == "random-sd35_medium"
+
+
+@pytest.mark.parametrize("method", ["ad", "gallery"])
+def test_the_configured_layers_are_sd15s_last_six_self_attention_layers(method):
+    """METHODS.md 0.1 on the real SD1.5 architecture (`random_backbone` on the meta device: shapes, no weights):
+    the method's configured layers are the last 6 of the 16 self-attention layers in execution order, with 32x32
+    and 64x64 tokens for a 512² image (64x64 latent) and 8 heads of 80 and 40 channels, as the method records them."""
+    from pathlib import Path
+
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    from stylex.backbones.architectures import random_backbone
+
+    config = OmegaConf.load(Path(__file__).parents[3] / "configs" / "method" / f"{method}.yaml")
+    backbone = random_backbone("sd15", device="meta")
+    executed: list[str] = []
+    hooks = [module.register_forward_pre_hook(lambda *_, name=name: executed.append(name))
+             for name, module in backbone.unet.named_modules() if name.endswith(".attn1")]
+    instance = get_class(config._target_)(layers=tuple(config.layers), show_progress=False)
+    instance.use_backbone(backbone)
+    records = instance.record(torch.zeros(1, 4, 64, 64, device="meta"), 500, ("q", "out"))
+    for hook in hooks:
+        hook.remove()
+    assert len(executed) == 16 and instance.layers == executed[10:] == list(records)
+    shapes = [tuple(records[layer]["q"].shape) for layer in instance.layers]
+    assert shapes == [(1, 8, 32 * 32, 80)] * 3 + [(1, 8, 64 * 64, 40)] * 3
+    assert all(records[layer]["out"].shape == records[layer]["q"].shape for layer in instance.layers)

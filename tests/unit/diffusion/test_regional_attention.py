@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from stylex.diffusion.regional_attention import (Pair, flex_layout, flex_targets, gather_targets, regional_target,
-                                                 token_weights)
+                                                 token_weights, zero_query_terms)
 
 
 def qkv(seed=0, n=12, m=10, heads=2, d=4):
@@ -39,6 +39,12 @@ def test_zero_mode_reproduces_the_diluted_formula():
     diluted = (e @ v[:, kv_mask]) / (e.sum(-1, keepdim=True) + zeroed)
     assert torch.allclose(target, diluted, atol=1e-6)
     assert not torch.allclose(target, regional_target(q, k, v, q_idx, kv_mask, s, "sparse"), atol=1e-3)
+    # a style region with no key at this grid: every key and value zeroed, so the target is 0 (the pair is kept)
+    none = torch.zeros(10, dtype=torch.bool)
+    assert regional_target(q, k, v, q_idx, none, s, "zero").abs().max() == 0
+    no_query = torch.tensor([], dtype=torch.long)
+    kept = gather_targets(q, [(k, v)], [Pair(q_idx, 0, none, s), Pair(no_query, 0, kv_mask, s)], "zero")
+    assert kept.abs().max() == 0
 
 
 def planted_pairs(n_tokens=40, key_counts=(24, 16), heads=2, d=8):
@@ -88,16 +94,38 @@ def test_flex_with_one_temperature_uses_the_plain_scale():
     assert torch.allclose(flex_targets(q, keys, layout, compiled=False), hand_written(q, keys, pairs), atol=1e-5)
 
 
-def test_token_weights_sum_to_the_sum_of_pair_means():
+@pytest.mark.parametrize("loss_norm", ["layer", "region"])
+def test_token_weights_give_each_pair_its_mean_weighted_by_its_share(loss_norm):
+    """layer: Σ_pairs (n_i/N)·mean_i (= the mean over all N tokens of the masked L1); region: Σ_pairs mean_i."""
     q, keys, pairs = planted_pairs()
+    n = q.shape[1]
     out, target = torch.randn_like(q), hand_written(q, keys, pairs)
-    weights = token_weights(pairs, q.shape[1], q.shape[0], q.shape[2], q.device)
+    weights = token_weights(pairs, n, q.shape[0], q.shape[2], q.device, loss_norm)
     weighted = (weights * (out - target).abs().sum(dim=(0, 2))).sum()
-    by_pair = sum((out[:, p.query_idx] - target[:, p.query_idx]).abs().mean() for p in pairs)
+    share = (lambda p: p.query_idx.numel() / n) if loss_norm == "layer" else (lambda p: 1.0)
+    by_pair = sum(share(p) * (out[:, p.query_idx] - target[:, p.query_idx]).abs().mean() for p in pairs)
     assert torch.allclose(weighted, by_pair, rtol=1e-5)
     assert weights[36:].eq(0).all()
     with pytest.raises(ValueError, match="two matched pairs"):
-        token_weights(pairs + [Pair(torch.tensor([0]), 1, None, 1.0)], q.shape[1], 2, 8, q.device)
+        token_weights(pairs + [Pair(torch.tensor([0]), 1, None, 1.0)], n, 2, 8, q.device, loss_norm)
+
+
+def test_zero_mode_terms_outside_each_region_are_the_zero_query_attention():
+    """The published L1Loss(O·m_i, SDPA(Q·m_i, K·m_j, V·m_j)) over all N tokens: outside region i the output is
+    masked to 0 and the query is 0, so the target there is the uniform mean of V·m_j over all keys."""
+    q, keys, pairs = planted_pairs()
+    n = q.shape[1]
+    expected = 0.0
+    for p in pairs:
+        if p.key_mask is None:
+            v = torch.cat([v for _, v in keys], dim=1)
+        else:
+            v = keys[p.reference][1] * p.key_mask[None, :, None].float()
+        outside = torch.ones(n, dtype=torch.bool)
+        outside[p.query_idx] = False
+        zero_query = torch.softmax(torch.zeros(q.shape[0], n, v.shape[1]), -1) @ v  # SDPA of a zero query
+        expected = expected + (0 - zero_query[:, outside]).abs().sum() / zero_query.numel()
+    assert torch.allclose(zero_query_terms([v for _, v in keys], pairs, n), torch.as_tensor(expected), rtol=1e-5)
 
 
 def test_benchmark_baseline_and_planted_regions_agree_with_gather():

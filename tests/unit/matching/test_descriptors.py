@@ -75,6 +75,55 @@ def test_stat_official_variance_is_over_the_zero_padded_map():
     torch.testing.assert_close(out[1, 4:], v**2 / 9)
 
 
+def published_blocks(width: int, seed: int, layers: int = 8, heads: int = 4) -> list[dict[str, torch.Tensor]]:
+    """The published descriptor's transformer, drawn as its code builds it: `layers` residual attention blocks,
+    each a MultiheadAttention(width, heads) then an MLP Linear(width, 4·width), Linear(4·width, width), created one
+    after another from one random state (here seeded)."""
+    blocks = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in range(layers):
+            attn = torch.nn.MultiheadAttention(width, heads)
+            fc, proj = torch.nn.Linear(width, 4 * width), torch.nn.Linear(4 * width, width)
+            blocks.append({"in_w": attn.in_proj_weight, "in_b": attn.in_proj_bias, "out_w": attn.out_proj.weight,
+                           "out_b": attn.out_proj.bias, "fc_w": fc.weight, "fc_b": fc.bias, "proj_w": proj.weight,
+                           "proj_b": proj.bias})
+    return blocks
+
+
+def published_transformer(x: torch.Tensor, blocks: list[dict[str, torch.Tensor]], heads: int = 4) -> torch.Tensor:
+    """Pre-norm blocks written out: x + attn(LN(x)), then x + proj(GELU(fc(LN(x)))); LayerNorm at its init."""
+    n, c = x.shape
+    for b in blocks:
+        h = torch.nn.functional.layer_norm(x, (c,))
+        q, k, v = (h @ b["in_w"].T + b["in_b"]).split(c, dim=-1)
+        q, k, v = (t.reshape(n, heads, c // heads).transpose(0, 1) for t in (q, k, v))
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // heads), -1) @ v
+        x = x + att.transpose(0, 1).reshape(n, c) @ b["out_w"].T + b["out_b"]
+        h = torch.nn.functional.layer_norm(x, (c,))
+        x = x + torch.nn.functional.gelu(h @ b["fc_w"].T + b["fc_b"]) @ b["proj_w"].T + b["proj_b"]
+    return x
+
+
+def test_stat_official_is_the_published_formula_with_independently_drawn_blocks():
+    """METHODS.md 2.2 (stat: official): 8 blocks drawn independently in the published order, the region's pixels
+    through them, put back in a zero-padded map: [sum / n, unbiased variance over the whole map / n]."""
+    g = torch.Generator().manual_seed(4)
+    F_mix = torch.randn(8, 5, 6, generator=g)
+    labels = random_labels(5, 6, 3, seed=5)
+    blocks = published_blocks(8, seed=3)
+    assert not torch.equal(blocks[0]["in_w"], blocks[1]["in_w"])  # independent draws, not copies of one block
+    out = stat_descriptors_official(F_mix, labels, seed=3)
+    flat = F_mix.reshape(8, -1)
+    for r in range(3):
+        inside = labels.reshape(-1) == r
+        padded = torch.zeros_like(flat)
+        padded[:, inside] = published_transformer(flat[:, inside].T, blocks).T
+        n = float(inside.sum())
+        expected = torch.cat([padded.sum(1) / n, padded.var(dim=1) / n])
+        torch.testing.assert_close(out[r], expected, rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------- semantic
 
 

@@ -7,6 +7,7 @@ import torch
 from stylex.data.datamodule import ImageRef, Item
 from stylex.methods.attention_distillation import AttentionDistillation, concat_reference_kv, l1_per_image, style_targets
 from stylex.methods.base import group_items
+from tests.unit.methods.by_hand import adam, attention_tensors, softmax_attention
 
 
 def make_item(name: str, content: torch.Tensor, styles: dict[str, torch.Tensor]) -> Item:
@@ -55,20 +56,54 @@ def test_ad_loss_is_style_plus_weighted_content_by_hand(tiny_backbone):
     assert torch.allclose(method.ad_loss(latent, t, refs), expected.reshape(1), rtol=1e-5)
 
 
-def test_ad_loss_decreases_on_the_tiny_model(tiny_backbone):
+def test_ad_loss_gradient_is_the_gradient_with_a_detached_target(tiny_backbone):
+    """d loss / d latent with SDPA(s·Q, K_s, V_s) computed under no_grad (tensors captured by hooks): a target
+    left in the graph would add its own gradient."""
+    method = AttentionDistillation(content_weight=0.25, style_temperature=1.0, show_progress=False)
+    method.use_backbone(tiny_backbone)
+    g = torch.Generator().manual_seed(5)
+    latent, content, style = (torch.randn(1, 4, 8, 8, generator=g) for _ in range(3))
+    t = 400
+    with torch.no_grad():
+        s_rec, c_rec = attention_tensors(tiny_backbone, style, t), attention_tensors(tiny_backbone, content, t)
+    refs = {"style_kv": {layer: [(s_rec[layer]["k"], s_rec[layer]["v"])] for layer in method.layers},
+            "content_q": {layer: c_rec[layer]["q"] for layer in method.layers}}
+    x = latent.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(method.ad_loss(x, t, refs).sum(), x)
+    x_hand = latent.clone().requires_grad_(True)
+    student = attention_tensors(tiny_backbone, x_hand, t)
+    expected = 0.0
+    for layer, rec in student.items():
+        with torch.no_grad():
+            target = softmax_attention(rec["q"], s_rec[layer]["k"], s_rec[layer]["v"], 1.0)
+        expected = expected + (rec["out"] - target).abs().mean() + 0.25 * (rec["q"] - c_rec[layer]["q"]).abs().mean()
+    (hand,) = torch.autograd.grad(expected, x_hand)
+    assert torch.allclose(grad, hand, rtol=1e-4, atol=1e-7) and hand.abs().max() > 1e-4
+
+
+def test_optimisation_starts_from_the_content_latent_with_one_adam_over_the_ddim_grid(tiny_backbone, monkeypatch):
+    """METHODS.md 1: init = the content latent (posterior mean · scaling), one Adam (lr 0.05) whose state runs
+    across the DDIM grid (3 steps: t = 667, 334, 1), iters_per_step iterations each. The loss is replaced by a
+    known function of (latent, t) so the whole trajectory can be written out."""
     g = torch.Generator().manual_seed(2)
     content, style = torch.rand(3, 64, 64, generator=g), torch.rand(3, 64, 64, generator=g)
-    # one timestep (t=1) repeated, so successive losses are comparable
-    method = AttentionDistillation(num_steps=1, iters_per_step=25, lr=0.05, show_progress=False)
+    weights = torch.rand(1, 4, 8, 8, generator=g) + 0.5
+    method = AttentionDistillation(num_steps=3, iters_per_step=2, lr=0.05, show_progress=False)
     method.use_backbone(tiny_backbone)
+    seen, decoded = [], []
+    monkeypatch.setattr(method, "ad_loss", lambda x, t, refs: (
+        seen.append((t, x.detach().clone())), ((x - t / 1000) ** 2 * weights).flatten(1).sum(1))[1])
+    decode = tiny_backbone.decode
+    monkeypatch.setattr(tiny_backbone, "decode", lambda z: (decoded.append(z.detach().clone()), decode(z))[1])
     (result,) = method.predict_step([make_item("a", content, {"s": style})])
-    curve = result.loss_curve
-    assert len(curve) == 25 and result.info["timesteps"] == [1]
-    assert curve[-1] < 0.95 * curve[0] and min(curve[-5:]) == min(curve[-5:] + curve[:1])
-    style_only = AttentionDistillation(num_steps=1, iters_per_step=25, lr=0.05, content_weight=0.0, show_progress=False)
-    style_only.use_backbone(tiny_backbone)
-    (result,) = style_only.predict_step([make_item("a", content, {"s": style})])
-    assert result.loss_curve[-1] < 0.5 * result.loss_curve[0]
+    with torch.no_grad():
+        posterior = tiny_backbone.vae.encode(content[None] * 2 - 1).latent_dist
+        start = posterior.mean * tiny_backbone.vae.config.scaling_factor
+    steps = [667, 667, 334, 334, 1, 1]
+    assert [t for t, _ in seen] == steps and result.info["timesteps"] == [667, 334, 1]
+    assert torch.allclose(seen[0][1], start, atol=1e-6)
+    expected = adam(start, lambda x, t: 2 * (x - t / 1000) * weights, steps, lr=0.05)
+    assert torch.allclose(decoded[0], expected, atol=1e-5)
 
 
 def test_batched_items_share_references_and_match_single_runs(tiny_backbone):

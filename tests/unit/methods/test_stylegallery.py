@@ -104,3 +104,120 @@ def test_bad_settings_are_config_errors():
         StyleGallery(regional_attention="flex", mask_mode="zero")
     with pytest.raises(ConfigError, match="method.matching"):
         StyleGallery(matching={"weights": 1})
+
+
+@pytest.mark.parametrize("init", ["inverted", "content"])
+def test_optimisation_starts_from_the_normalised_x_T_with_one_adam_across_timesteps(tiny_backbone, monkeypatch, init):
+    """METHODS.md 2.3: init = the inverted x_T normalised per pixel across its channels, (x − mean_c)/(std_c + 1e-8)
+    (or the content latent with init=content); one Adam (lr, betas 0.9/0.999) whose state runs across the DDIM grid
+    (3 steps: t = 667, 334, 1), iters_per_step iterations each. The loss is replaced by a known function of
+    (latent, t) so the whole trajectory can be written out."""
+    from tests.unit.methods.by_hand import adam
+
+    g = torch.Generator().manual_seed(7)
+    x_T, latent, ref = (torch.randn(4, 8, 8, generator=g) * 3 + 1 for _ in range(3))
+    weights = torch.rand(1, 4, 8, 8, generator=g) + 0.5
+    gallery = StyleGallery(num_steps=3, iters_per_step=2, lr=0.05, init=init, show_progress=False)
+    gallery.use_backbone(tiny_backbone)
+    seen = []
+    monkeypatch.setattr(gallery, "regional_loss", lambda x, t, refs, plans: (
+        seen.append((t, x.detach().clone())), ((x - t / 1000) ** 2 * weights).flatten(1).sum(1))[1])
+    contents = [{"latent": latent, "x_T": x_T}]
+    out, curves, timesteps = gallery.optimise(contents, [{"latent": ref}], [one_region_plan((8, 8), (8, 8), "cpu")],
+                                              "test", False)
+    x = x_T[None]
+    start = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-8) if init == "inverted" else latent[None]
+    steps = [667, 667, 334, 334, 1, 1]
+    assert timesteps == [667, 334, 1] and [t for t, _ in seen] == steps and curves.shape == (1, 6)
+    assert torch.allclose(seen[0][1], start, atol=1e-6)
+    expected = adam(start, lambda x, t: 2 * (x - t / 1000) * weights, steps, lr=0.05)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def changed(value, name):
+    """Another valid value for a stage-1 setting."""
+    other = {"feature_block": "up_blocks.1", "depth_resize": "nearest", "stat": "official", "dino_mode": "official",
+             "geometry": "min_enclosing", "silhouette_sample_size": 100}
+    if name in other:
+        return other[name]
+    if isinstance(value, bool):
+        return not value
+    return value + 1 if isinstance(value, int) else value * 0.5 + 0.01
+
+
+def test_stage1_cache_key_covers_every_stage1_setting_and_the_backbone_dtype(tiny_backbone, monkeypatch):
+    """METHODS.md 2.1: the key = the preprocessed pixels + model ids + the backbone's dtype + every stage-1
+    parameter (regions, the descriptors' settings, which pixels DINOv2/depth see); stage-3 settings do not enter."""
+    from dataclasses import fields
+
+    from stylex.methods.stylegallery import MatchingParams, STAGE1_MATCHING
+    from stylex.regions.extract import RegionParams
+
+    image = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+    def parts(**kwargs):
+        m = StyleGallery(show_progress=False, **kwargs)
+        m.use_backbone(tiny_backbone)
+        seen = []
+        monkeypatch.setattr(m.cache, "get_or_compute", lambda kind, p, compute: seen.append((kind, p)) or {})
+        m.analyse(image)
+        ((kind, p),) = seen
+        return p
+
+    base = parts()
+    for f in fields(RegionParams):
+        assert parts(regions={f.name: changed(f.default, f.name)}) != base, f"method.regions.{f.name}"
+    for f in fields(MatchingParams):
+        if f.name in STAGE1_MATCHING:
+            assert parts(matching={f.name: changed(f.default, f.name)}) != base, f"method.matching.{f.name}"
+    assert parts(dino_depth_input="original") != base
+    assert parts(lr=0.5, temperature=1.0, mask_mode="zero", loss_norm="region", content_weight=0.1) == base
+    monkeypatch.setattr(tiny_backbone, "dtype", torch.bfloat16)  # a CPU fp32 entry is not reused by a bf16 run
+    assert parts() != base
+
+
+def test_dino_and_depth_see_the_original_files_with_dino_depth_input_original(tiny_backbone, tmp_path, monkeypatch):
+    """dino_depth_input=original (official): DINOv2 and the depth model get each input file's own pixels (with the
+    configured sizes), while the regions come from the working image; working (default): the working image."""
+    import numpy as np
+    from PIL import Image
+
+    import stylex.backbones.depth as depth_module
+    import stylex.backbones.dino as dino_module
+    from stylex.backbones.depth import tiny_depth
+    from stylex.backbones.dino import tiny_dino
+    from stylex.data.datamodule import ImageRef, Item
+    from stylex.methods.base import group_items
+    from tests.conftest import write_image
+
+    files = {"cat": write_image(tmp_path / "cat.png", (70, 50), seed=1),
+             "wave": write_image(tmp_path / "wave.png", (40, 60), seed=2)}
+    pixels = {k: torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+              for k, p in files.items()}
+    g = torch.Generator().manual_seed(3)
+    working = {"cat": torch.rand(3, 64, 64, generator=g), "wave": torch.rand(3, 64, 64, generator=g)}
+    item = Item("cat__wave", ImageRef(files["cat"], "cat", "c"), [ImageRef(files["wave"], "wave", "w")], "h", 0,
+                working["cat"], [working["wave"]])
+    (group,) = group_items([item])
+    seen = {"dino": [], "depth": []}
+    tokens, depth = dino_module.patch_tokens, depth_module.estimate_depth
+    monkeypatch.setattr(dino_module, "patch_tokens", lambda model, images, mode, **kw: (
+        seen["dino"].append((images[0], mode, kw)), tokens(model, images, mode, **kw))[1])
+    monkeypatch.setattr(depth_module, "estimate_depth", lambda model, images, size, **kw: (
+        seen["depth"].append((images[0], kw)), depth(model, images, size, **kw))[1])
+    for side in ("original", "working"):
+        seen["dino"].clear(), seen["depth"].clear()
+        m = StyleGallery(dino_depth_input=side, show_progress=False,
+                         regions={"n_init": 1, "max_k": 3, "inversion_steps": 2, "depth_input_size": 28,
+                                  "depth_resize": "nearest"},
+                         matching={"dino_mode": "official", "dino_resize": 70, "dino_crop": 56})
+        m.dino, m.depth = tiny_dino(), tiny_depth()
+        m.use_backbone(tiny_backbone)
+        m.dfcc_regions(group)
+        expected = pixels if side == "original" else working
+        assert [x.shape for x, _, _ in seen["dino"]] == [expected["cat"].shape, expected["wave"].shape]
+        for (x, mode, kw), name in zip(seen["dino"], ("cat", "wave")):
+            assert torch.equal(x, expected[name]) and mode == "official"
+            assert kw == {"official_resize": 70, "official_crop": 56}
+        for (x, kw), name in zip(seen["depth"], ("cat", "wave")):
+            assert torch.equal(x, expected[name]) and kw == {"input_size": 28, "reduce": "nearest"}

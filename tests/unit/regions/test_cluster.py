@@ -93,6 +93,22 @@ def test_silhouette_sampling_is_deterministic():
     assert np.isfinite(list(a.silhouette_by_k.values())).all()
 
 
+def test_silhouette_is_exact_unless_a_sample_size_is_set(monkeypatch):
+    """METHODS.md 2.1: the silhouette is exact by default, at any size (here 9216 pixels, above the 8192 that
+    was once hard-coded); `silhouette_sample_size` subsamples above that many pixels."""
+    import stylex.regions.cluster as cluster
+
+    calls = []
+    score = cluster.silhouette_score
+    monkeypatch.setattr(cluster, "silhouette_score",
+                        lambda *a, **kw: (calls.append(kw["sample_size"]), score(*a, **kw))[1])
+    f = torch.randn(3, 96, 96, generator=torch.Generator().manual_seed(0))
+    cluster_features(f, max_k=2, n_init=1)
+    cluster_features(f, max_k=2, n_init=1, silhouette_sample_size=5000)
+    cluster_features(f, max_k=2, n_init=1, silhouette_sample_size=10000)
+    assert calls == [None, 5000, None]
+
+
 def test_nan_features_are_rejected():
     f = torch.zeros(2, 3, 3)
     f[0, 0, 0] = float("nan")

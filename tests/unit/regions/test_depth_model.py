@@ -48,3 +48,32 @@ def test_local_directory_round_trip(tmp_path, model):
     torch.testing.assert_close(
         estimate_depth(loaded, images, (7, 7), input_size=28), estimate_depth(model, images, (7, 7), input_size=28)
     )
+
+
+def raw_prediction(model, images, input_size):
+    """The model's own output at its input size (bicubic resize to a patch multiple, ImageNet normalisation)."""
+    x = torch.nn.functional.interpolate(images, size=(input_size, input_size), mode="bicubic", align_corners=False,
+                                        antialias=True).clamp(0, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    with torch.no_grad():
+        return model(pixel_values=(x - mean) / std).predicted_depth
+
+
+def hand_minmax(d):
+    return (d - d.min()) / (d.max() - d.min())
+
+
+def test_depth_reduced_to_the_grid_by_area_or_by_nearest_sampling(model):
+    """METHODS.md 2.1 step 6: `area` averages the prediction over each cell; `nearest` (official) takes it to the
+    image's size (bilinear, corners aligned, as Depth Anything's infer_image returns it) and samples cell i at
+    pixel floor(i·H/h)."""
+    images = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(4))
+    pred = raw_prediction(model, images, 28)[0]  # [28, 28]
+    area = estimate_depth(model, images, (7, 7), input_size=28, reduce="area")[0]
+    torch.testing.assert_close(area, hand_minmax(pred.reshape(7, 4, 7, 4).mean(dim=(1, 3))), rtol=1e-5, atol=1e-6)
+    full = torch.nn.functional.interpolate(pred[None, None], size=(40, 40), mode="bilinear", align_corners=True)[0, 0]
+    nearest = estimate_depth(model, images, (8, 8), input_size=28, reduce="nearest")[0]
+    torch.testing.assert_close(nearest, hand_minmax(full[::5, ::5]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="reduce"):
+        estimate_depth(model, images, (8, 8), input_size=28, reduce="bilinear")

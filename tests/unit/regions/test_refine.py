@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -246,6 +248,18 @@ def test_resize_labels_nearest():
     assert torch.equal(big, small.repeat_interleave(2, 0).repeat_interleave(2, 1))
     assert torch.equal(resize_labels(big, (2, 2)), small)
     assert resize_labels(small, (3, 5)).dtype == torch.long
+
+
+def test_resize_labels_is_the_one_nearest_convention():
+    """F.interpolate(mode="nearest"): output cell i samples input cell floor(i·h_in/h_out), as the published code
+    resizes its masks (METHODS.md 2.3); pixel-centre sampling ('nearest-exact') would take cells 1, 3, 5, 7."""
+    labels = torch.arange(64).reshape(8, 8)
+    assert torch.equal(resize_labels(labels, (4, 4)), labels[::2, ::2])
+    wide = torch.arange(3 * 5).reshape(3, 5)
+    rows, cols = torch.arange(7) * 3 // 7, torch.arange(4) * 5 // 4
+    assert torch.equal(resize_labels(wide, (7, 4)), wide[rows][:, cols])
+    stylex = Path(__file__).parents[3] / "stylex"
+    assert not [p for p in stylex.rglob("*.py") if "nearest-exact" in p.read_text()]  # one convention everywhere
 
 
 def test_resize_depth_shapes_and_constant():
