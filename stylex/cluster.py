@@ -51,9 +51,11 @@ def detect_launch() -> Launch | None:
         return Launch("torchrun", _int_env("GROUP_WORLD_SIZE", max(1, world // per_node)), per_node,
                       TorchElasticEnvironment())
     if SLURMEnvironment.detect():
-        nodes = _int_env("SLURM_NNODES", 1)
-        per_node = _int_env("SLURM_NTASKS_PER_NODE", max(1, _int_env("SLURM_NTASKS", 1) // nodes))
-        return Launch("srun", nodes, per_node, SLURMEnvironment(auto_requeue=False))
+        try:
+            environment = SLURMEnvironment(auto_requeue=False)
+        except RuntimeError as exc:  # e.g. --ntasks without --ntasks-per-node, which Lightning cannot place
+            raise ConfigError(f"this SLURM job cannot run as one Lightning run: {exc}") from None
+        return Launch("srun", _int_env("SLURM_NNODES", 1), _int_env("SLURM_NTASKS_PER_NODE", 1), environment)
     return None
 
 
@@ -88,6 +90,7 @@ def fit_trainer_to_launch(trainer: DictConfig, launch: Launch) -> None:
     devices = trainer.get("devices")
     if devices in (-1, "-1", "auto"):
         trainer.devices = devices = launch.per_node
+        log.info("%s started %d process(es) per node: trainer.devices=%d", launch.launcher, launch.per_node, devices)
     count = len(devices) if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices) else int(devices)
     nodes = int(trainer.get("num_nodes") or 1)
     if nodes != launch.nodes:

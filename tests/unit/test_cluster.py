@@ -2,6 +2,7 @@
 environments as Lightning reads them, trainer checks, W&B grouping, and the sweep objective's checks."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,63 @@ def test_the_objective_must_be_a_metric_and_fit_the_sweep_direction(hydra_job):
         Objective.from_config(cfg)
     with pytest.raises(ConfigError, match="objective.metric"):
         Objective.from_config(plain)  # an Optuna trial must return a number
+
+
+class FakeStrategy:
+    def __init__(self, rank0_value):
+        self.rank0_value = rank0_value
+
+    def broadcast(self, obj, src=0):
+        return self.rank0_value
+
+
+class FakeDataModule:
+    def __init__(self, items):
+        self.items = items
+
+    def prepare_items(self):
+        return self.items
+
+
+def fake_rank(monkeypatch, rank: int, others: list[tuple], rank0_items: list, own_items: list):
+    """A trainer as rank `rank` of a 2-rank run sees it, with what the other rank contributes."""
+    import types
+
+    import torch.distributed as dist
+
+    def all_gather_object(out, obj):
+        facts = sorted([obj, *others], key=lambda f: f[1])
+        out[:] = facts
+
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+    return types.SimpleNamespace(global_rank=rank, world_size=2, node_rank=rank, local_rank=0,
+                                 strategy=FakeStrategy(rank0_items), datamodule=FakeDataModule(own_items))
+
+
+def test_every_rank_takes_rank_zeros_items_and_refuses_other_folders_or_configs(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from stylex.callbacks.ranks import SharedRun
+
+    out = str(tmp_path.resolve())
+    trainer = fake_rank(monkeypatch, 1, [("node-a", 0, out, "hash")], rank0_items=["a", "b", "c"],
+                        own_items=["c"])  # this node listed later, after rank 0 had written a and b
+    with caplog.at_level(logging.INFO, logger="stylex.callbacks.ranks"):
+        SharedRun(tmp_path, "hash", "smoke-run").setup(trainer, None, "predict")
+    assert trainer.datamodule.items == ["a", "b", "c"]  # one list for all ranks: shards disjoint and complete
+    assert re.search(r"Rank 1 of 2 on node \S+ \(node rank 1, local rank 0, pid \d+\), output folder .*, W&B group "
+                     r"smoke-run", caplog.text)
+    elsewhere = fake_rank(monkeypatch, 1, [("node-a", 0, "/other/run", "hash")], ["a"], ["a"])
+    with pytest.raises(ConfigError, match="different output folders.*hydra.run.dir"):
+        SharedRun(tmp_path, "hash").setup(elsewhere, None, "predict")
+    other_config = fake_rank(monkeypatch, 1, [("node-a", 0, out, "other")], ["a"], ["a"])
+    with pytest.raises(ConfigError, match="different configs"):
+        SharedRun(tmp_path, "hash").setup(other_config, None, "predict")
+
+
+def test_an_srun_layout_lightning_cannot_place_is_a_config_error(clean_env):
+    for key, value in {**SRUN, "SLURM_NTASKS": "8"}.items():
+        clean_env.setenv(key, value)
+    clean_env.delenv("SLURM_NTASKS_PER_NODE")
+    with pytest.raises(ConfigError, match="--ntasks-per-node"):
+        cluster.detect_launch()
