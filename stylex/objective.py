@@ -19,6 +19,7 @@ from stylex.errors import ConfigError, settings_from_config
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+RESULTS_SUBDIR = "evaluation"  # beside the run's images/
 
 
 @dataclass
@@ -27,7 +28,6 @@ class Objective:
 
     metric: str
     evaluate_overrides: list[str] = field(default_factory=list)
-    results_subdir: str = "evaluation"
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "Objective | None":
@@ -37,7 +37,7 @@ class Objective:
         if node is None:
             if sweep_direction() is not None:
                 raise ConfigError("this run is a trial of an Optuna sweep, but no `objective.metric` says what it "
-                                  "returns. Use hparams_search=gallery_optuna, or set objective.metric=artfid.")
+                                  "returns. Use hparams_search=gallery_optuna, or add +objective.metric=artfid.")
             return None
         objective = settings_from_config(cls, OmegaConf.to_container(node, resolve=True), "objective")
         objective.check_metric()
@@ -131,6 +131,6 @@ def evaluation_config(cfg: DictConfig, output_dir: Path, objective: Objective) -
     settings.contents = data["content"]
     settings.styles = data["styles"]
     settings.metrics.names = [objective.metric]
-    settings.results_dir = settings.paths.output_dir = str(output_dir / objective.results_subdir)
+    settings.results_dir = settings.paths.output_dir = str(output_dir / RESULTS_SUBDIR)
     settings.print_config = False
     return settings
