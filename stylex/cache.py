@@ -2,6 +2,10 @@
 
 The key is a hash of everything that decides the artifact (image bytes, model id, every parameter), never a
 path: a changed threshold recomputes, an unchanged one reuses, and a renamed file still hits.
+
+The cache may live on a filesystem that many processes (ranks, nodes, sweep jobs) share. An entry appears
+only by an atomic rename of a complete file, so a reader never sees a half-written one; and a lock file per
+entry lets one process compute a missing entry while the others wait for it and then read it.
 """
 from __future__ import annotations
 
@@ -10,10 +14,12 @@ import io
 import json
 import logging
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
+from filelock import FileLock, Timeout
 
 from stylex.data.outputs import atomic_write_bytes
 
@@ -25,12 +31,17 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 class ArtifactCache:
-    """`get_or_compute(kind, parts, compute)`: load `kind/<hash>.pt` or compute, store atomically, return."""
+    """`get_or_compute(kind, parts, compute)`: load `kind/<hash>.pt` or compute, store atomically, return.
 
-    def __init__(self, root: str | Path | None, memory_items: int = 256):
+    `lock_timeout`: seconds to wait for another process computing the same entry; past it (or where the
+    filesystem has no locks) this process computes the entry itself, and the last complete write stands.
+    """
+
+    def __init__(self, root: str | Path | None, memory_items: int = 256, lock_timeout: float = 900.0):
         self.root = Path(root).expanduser() if root else None
         self.memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.memory_items = memory_items
+        self.lock_timeout = lock_timeout
         self.hits = 0
         self.misses = 0
 
@@ -44,22 +55,55 @@ class ArtifactCache:
             self.memory.move_to_end(key)
             return self.memory[key]
         path = self.path(kind, key.split("/", 1)[1])
-        if path is not None and path.exists():
-            try:
-                value = torch.load(path, map_location="cpu", weights_only=True)
+        if path is None:
+            value = self._compute(compute)
+        else:
+            value = self._load(path)
+            if value is None:
+                with self._entry_lock(path):
+                    value = self._load(path)  # another process may have written it while this one waited
+                    if value is None:
+                        value = self._compute(compute)
+                        buffer = io.BytesIO()
+                        torch.save(value, buffer)
+                        atomic_write_bytes(path, buffer.getvalue())
+            else:
                 self.hits += 1
-                self._remember(key, value)
-                return value
-            except Exception as exc:  # a damaged cache entry is recomputed, never trusted
-                log.warning("Ignoring unreadable cache entry %s (%s); recomputing.", path, exc)
-        self.misses += 1
-        value = compute()
-        if path is not None:
-            buffer = io.BytesIO()
-            torch.save(value, buffer)
-            atomic_write_bytes(path, buffer.getvalue())
         self._remember(key, value)
         return value
+
+    def _compute(self, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        self.misses += 1
+        return compute()
+
+    def _load(self, path: Path) -> dict[str, Any] | None:
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged cache entry is recomputed, never trusted
+            log.warning("Ignoring unreadable cache entry %s (%s); recomputing.", path, exc)
+            return None
+
+    @contextmanager
+    def _entry_lock(self, path: Path) -> Iterator[None]:
+        """Hold `<entry>.lock` while computing the entry; go on without it rather than stop the run."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path) + ".lock", timeout=self.lock_timeout)
+        held = False
+        try:
+            lock.acquire()
+            held = True
+        except Timeout:
+            log.warning("Waited %.0f s for another process computing %s; computing it here too.", self.lock_timeout,
+                        path)
+        except OSError as exc:  # e.g. a filesystem without locks: atomic writes alone keep the entry whole
+            log.debug("No lock for %s (%s); computing without it.", path, exc)
+        try:
+            yield
+        finally:
+            if held:
+                lock.release()
 
     def _remember(self, key: str, value: dict[str, Any]) -> None:
         self.memory[key] = value

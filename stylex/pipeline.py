@@ -4,11 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from stylex.cluster import detect_launch, fit_trainer_to_launch
 from stylex.errors import ConfigError, StylexError
+from stylex.objective import Objective
 
 log = logging.getLogger("stylex")
 
@@ -84,17 +87,20 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
+def hydra_context() -> Any:
+    """The running Hydra job's config (None outside a Hydra app, e.g. in tests that compose configs)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
 def one_device_per_job(cfg: DictConfig) -> None:
     """In a multirun sweep on GPUs, job n takes GPU n mod count (the joblib launcher runs jobs side by side)."""
     import torch
-    from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    try:
-        hydra_cfg = HydraConfig.get()
-    except ValueError:
-        return
-    if hydra_cfg.mode != RunMode.MULTIRUN or not torch.cuda.is_available():
+    hydra_cfg = hydra_context()
+    if hydra_cfg is None or hydra_cfg.mode != RunMode.MULTIRUN or not torch.cuda.is_available():
         return
     if cfg.trainer.get("accelerator") in ("auto", "gpu", "cuda") and cfg.trainer.get("devices") == 1:
         device = int(hydra_cfg.job.num) % torch.cuda.device_count()
@@ -102,17 +108,49 @@ def one_device_per_job(cfg: DictConfig) -> None:
         log.info("Sweep job %s runs on GPU %d", hydra_cfg.job.num, device)
 
 
-def stylize(cfg: DictConfig) -> None:
-    """The whole run; returns when every item is written (or was already done)."""
+def group_wandb_runs(cfg: DictConfig) -> str | None:
+    """One W&B group per run folder, or per sweep for the jobs of a multirun (each named `<task>-<job number>`);
+    an explicit `logger.wandb.group` / `name` is kept. Every rank of every node derives the same group."""
+    from hydra.types import RunMode
+
+    node = (cfg.get("logger") or {}).get("wandb")
+    hydra_cfg = hydra_context()
+    if node is None or hydra_cfg is None:
+        return None
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if node.get("group") is None:
+        node.group = f"{cfg.task_name}-{Path(hydra_cfg.sweep.dir if multirun else hydra_cfg.run.dir).name}"
+    if multirun and node.get("name") == cfg.task_name:
+        node.name = f"{cfg.task_name}-{hydra_cfg.job.num}"
+    return str(node.group)
+
+
+def run_record(cfg: DictConfig, chash: str) -> dict[str, Any]:
+    """What the loggers record as the run's config: the resolved config, its hash and the command-line overrides
+    (a sweep's runs differ by those)."""
+    hydra_cfg = hydra_context()
+    overrides = list(hydra_cfg.overrides.task) if hydra_cfg is not None else []
+    return {**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash, "overrides": overrides}
+
+
+def stylize(cfg: DictConfig) -> float | None:
+    """The whole run; returns when every item is written (or was already done). With `objective.metric` set
+    (a sweep that optimises a metric), rank 0 then evaluates the outputs and returns the metric's value."""
     import lightning as L
 
     quiet_lightning()
     one_device_per_job(cfg)
+    launch = detect_launch()
+    if launch is not None:  # srun / torchrun started every rank: the trainer must match what they started
+        fit_trainer_to_launch(cfg.trainer, launch)
+    objective = Objective.from_config(cfg)  # a wrong metric or sweep direction stops before any work
 
     from stylex.callbacks.log_config import LogConfig
+    from stylex.callbacks.ranks import SharedRun
     from stylex.callbacks.writer import OutputWriter
     from stylex.data.outputs import OutputStore
 
+    group = group_wandb_runs(cfg)
     if cfg.get("print_config"):
         log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, verbose=False)
@@ -121,9 +159,9 @@ def stylize(cfg: DictConfig) -> None:
     datamodule = instantiate(cfg.data, "data")
     datamodule.bind(store, chash)
     items = datamodule.prepare_items()
-    if not items:
+    if not items and launch is None:  # (launched ranks go on: rank 0's list decides for all of them)
         log.info("Nothing to do: all %d outputs in %s are done with this config.", len(datamodule.skipped), store.images)
-        return
+        return objective.evaluate(cfg, store.root) if objective is not None else None
     log.info("%d output(s) to make -> %s", len(items), store.images)
     method = instantiate(cfg.method, "method")
     callbacks = [instantiate(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
@@ -131,10 +169,30 @@ def stylize(cfg: DictConfig) -> None:
         if isinstance(callback, OutputWriter):
             callback.bind(store, chash)
     loggers = build_loggers(cfg)
-    callbacks.append(LogConfig({**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash}))
-    trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    callbacks += [LogConfig(run_record(cfg, chash)), SharedRun(store.root, chash, group)]
+    plugins = {"plugins": [launch.environment]} if launch is not None else {}
+    trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins)
     if trainer.world_size == 1:  # load (or fail on) the weights before Lightning opens the loggers
         method.load_models(trainer.strategy.root_device)
     trainer.predict(method, datamodule=datamodule, return_predictions=False)
+    value = None
+    if objective is not None:
+        trainer.strategy.barrier("stylex-outputs-written")  # every rank's outputs are on disk
+        if trainer.is_global_zero:
+            value = objective.evaluate(cfg, store.root)
+            for logger in loggers:
+                logger.log_metrics({f"objective/{objective.metric}": value})
+    close_loggers(loggers)
+    return value
+
+
+def close_loggers(loggers: list[Any]) -> None:
+    """Finalize every logger and finish the W&B run, so the next job of an in-process sweep starts its own run
+    instead of logging into this one."""
     for logger in loggers:
         logger.finalize("success")
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()

@@ -19,13 +19,13 @@ LAYERS: list[set[str]] = [
     {"regions", "matching", "metrics"},
     {"gallery"},
     {"methods"},
-    {"callbacks"},
+    {"callbacks", "cluster", "objective"},
     {"pipeline", "cli"},
     {"run", "index", "evaluate", "bench", "__init__"},
     {"__main__"},  # python -m stylex = stylex.run
 ]
 ENTRY_POINTS_AND_BASES = {"run", "index", "evaluate", "__main__", "__init__", "cli", "errors", "cache",
-                          "pipeline"}
+                          "pipeline", "cluster", "objective"}
 
 
 def module_name(path: Path) -> str:
