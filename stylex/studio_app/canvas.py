@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 from torch import Tensor
 
@@ -18,7 +18,7 @@ from stylex.studio_app.edits import region_at
 
 GAP = 120  # room for the match lines between the content and the references
 PAD = 8
-CAPTION = 18
+CAPTION = 18  # a caption line above each image
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class Panel:
     def region(self, x: float, y: float) -> int:
         bx, by, bw, bh = self.box
         return region_at(self.labels, (bh, bw), x - bx, y - by)
+
+    def regions(self) -> list[int]:
+        return [int(r) for r in np.unique(self.labels)]
 
     def centroid(self, region: int) -> tuple[float, float] | None:
         ys, xs = np.nonzero(self.labels == region)
@@ -90,19 +93,23 @@ def draw_canvas(content: Tensor, content_labels: np.ndarray, refs: list[Tensor],
     for region in selected:
         outline(content_pic, content_labels, region, (255, 255, 255))
     ref_pics = [region_overlay(scaled(img, ref_height), torch.from_numpy(lab)) for img, lab in zip(refs, ref_labels)]
+    font = ImageFont.load_default(size=14)
     left = content_pic.width + GAP
-    width = left + max([p.width for p in ref_pics], default=0)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    captions = [f"reference {r}: {name}" for r, name in enumerate(ref_names)]
+    width = left + max([max(p.width, int(probe.textlength(c, font=font)) + 4) for p, c in zip(ref_pics, captions)],
+                       default=0)
     total = max(height, sum(p.height + CAPTION + PAD for p in ref_pics) - PAD) + CAPTION
     canvas = Image.new("RGB", (width, total), (250, 250, 250))
     draw = ImageDraw.Draw(canvas)
     canvas.paste(content_pic, (0, CAPTION))
-    draw.text((2, 2), "content: click a region", fill=(40, 40, 40))
+    draw.text((2, 1), "content: click a region", fill=(40, 40, 40), font=font)
     panels = [Panel(None, "content", (0, CAPTION, content_pic.width, content_pic.height), content_labels)]
     y = 0
-    for r, (pic, name) in enumerate(zip(ref_pics, ref_names)):
-        draw.text((left + 2, y + 2), f"reference {r}: {name}", fill=(40, 40, 40))
+    for r, (pic, caption) in enumerate(zip(ref_pics, captions)):
+        draw.text((left + 2, y + 1), caption, fill=(40, 40, 40), font=font)
         canvas.paste(pic, (left, y + CAPTION))
-        panels.append(Panel(r, name, (left, y + CAPTION, pic.width, pic.height), ref_labels[r]))
+        panels.append(Panel(r, ref_names[r], (left, y + CAPTION, pic.width, pic.height), ref_labels[r]))
         y += pic.height + CAPTION + PAD
     for match in matches:
         if match.fallback:
@@ -113,6 +120,9 @@ def draw_canvas(content: Tensor, content_labels: np.ndarray, refs: list[Tensor],
             continue
         colour = tuple(int(c) for c in PALETTE[match.content_region % len(PALETTE)])
         draw.line([start, end], fill=colour, width=4 if match.how == "override" else 2)
-        for cx, cy in (start, end):
-            draw.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=colour, outline=(0, 0, 0))
+    for panel in panels:  # region numbers on top of the lines
+        for region in panel.regions():
+            cx, cy = panel.centroid(region)
+            draw.text((cx, cy), str(region), fill=(255, 255, 255), font=font, anchor="mm", stroke_width=3,
+                      stroke_fill=(0, 0, 0))
     return Canvas(canvas, panels)

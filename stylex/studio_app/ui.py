@@ -295,17 +295,17 @@ def build(studio: Studio, settings: Any) -> Any:
                     downloads: [str(result.image), str(result.sidecar)],
                     status: f"{done} Saved as `{result.image}`; the batch command below makes the same image."}
 
-        everything = [session, canvas, table, command, status, painter, content_pick, styles_pick, result_view,
-                      content_view, downloads]
-        content_upload.upload(on_content_upload, [content_upload, session], everything)
-        styles_upload.upload(on_styles_upload, [styles_upload, styles_pick, session], everything)
-        analyse_button.click(on_analyse, [content_pick, styles_pick, session], everything)
-        canvas.select(on_canvas_click, [session], everything)
-        merge_button.click(on_merge, [session], everything)
-        paint_button.click(on_paint, [painter, session], everything)
-        mask_upload.upload(on_mask_upload, [mask_upload, session], everything)
-        reset_button.click(on_reset, [session], everything)
-        stylize_button.click(on_stylize, [session], everything)
+        view = [session, canvas, table, command, status, painter]  # what an analysis or an edit changes
+        made = [status, result_view, content_view, downloads]  # what Stylize changes (its progress bar shows here)
+        content_upload.upload(on_content_upload, [content_upload, session], [content_pick, status])
+        styles_upload.upload(on_styles_upload, [styles_upload, styles_pick, session], [styles_pick, status])
+        analyse_button.click(on_analyse, [content_pick, styles_pick, session], view)
+        canvas.select(on_canvas_click, [session], view, show_progress="minimal")
+        merge_button.click(on_merge, [session], view)
+        paint_button.click(on_paint, [painter, session], view)
+        mask_upload.upload(on_mask_upload, [mask_upload, session], view)
+        reset_button.click(on_reset, [session], view)
+        stylize_button.click(on_stylize, [session], made)
     return demo
 
 
