@@ -236,8 +236,8 @@ def build(studio: Studio, settings: Any) -> Any:
                 else:
                     state.selected = (state.selected + [region])[-2:]
                 chosen = ", ".join(map(str, state.selected)) or "none"
-                return {**shown(state, f"Selected content region(s): {chosen}. Click a region of a reference to "
-                                       f"give the last one its style, or merge two."), }
+                return shown(state, f"Selected content region(s): {chosen}. Click a region of a reference to give "
+                                    f"the last one its style, or merge two.")
             if not state.selected:
                 raise InputError("click a content region first, then the style region it should take its style from.")
             target = state.selected[-1]
