@@ -59,6 +59,9 @@ def take_upload(root: Path, uploaded: str | Path, original_name: str, max_pixels
     try:
         with Image.open(uploaded) as img:
             width, height = img.size
+    except Image.DecompressionBombError:
+        raise InputError(f"{original_name}: more pixels than the studio accepts (so many that PIL refuses to open "
+                         f"it). Downscale it first; stylex works at data.resolution.") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise InputError(f"{original_name}: not an image PIL can read. Upload a PNG or JPEG.") from None
     if width * height > max_pixels:

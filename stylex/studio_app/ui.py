@@ -271,9 +271,9 @@ def build(studio: Studio, settings: Any) -> Any:
             if not file:
                 return {}
             view = state.need_view()
-            if Path(file).stat().st_size > float(settings.max_upload_mb) * 2**20:
-                raise InputError(f"{Path(file).name}: larger than studio.max_upload_mb={settings.max_upload_mb}.")
-            mask = read_label_mask(file, view.content_labels.shape)
+            kept = take_upload(studio.root, file, Path(file).name, int(settings.max_pixels),
+                               float(settings.max_upload_mb))
+            mask = read_label_mask(kept.path, view.content_labels.shape)
             return reanalyse(state, Edits(dict(state.edits.overrides), mask), "Label mask in use.", progress)
 
         @guarded

@@ -46,6 +46,13 @@ def test_huge_images_are_refused_before_decoding(tmp_path):
         upload(tmp_path / "out", tmp_path / "heavy.png", "heavy.png", max_mb=0.5)
 
 
+def test_an_image_pil_refuses_to_open_is_too_big_not_a_crash(tmp_path, monkeypatch):
+    Image.new("L", (100, 100)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 10,000 pixels > 2x: PIL raises DecompressionBombError
+    with pytest.raises(InputError, match="bomb.png: more pixels than the studio accepts"):
+        upload(tmp_path / "out", tmp_path / "bomb.png", "bomb.png", max_pixels=10**9)
+
+
 def test_configured_inputs_and_none(tmp_path, image_folders):
     contents, _ = image_folders
     assert [s.name for s in configured(str(contents), "content")] == ["cat", "dog"]
