@@ -1,5 +1,6 @@
 """The studio's promise: a plan edited on the page (a painted region, an override) gives the same image through
-the page's Stylize and through the batch command the page shows, run by stylex.run with a fresh cache."""
+the page's Stylize and through the batch command the page shows, run by stylex.run with a fresh cache, even
+after the page has stylized before (the LoRA fused and unfused in between)."""
 import json
 import shlex
 import subprocess
@@ -48,6 +49,7 @@ def test_the_page_and_its_batch_command_make_the_same_image(tmp_path, monkeypatc
     styles = [source(p) for p in sample_paths("styles")[:2]]
 
     view = studio.analyse(content, styles, Edits())
+    studio.stylize(content, styles, view.plan)  # the acceleration LoRA is fused, then unfused for the stage 1 below
     painted = np.zeros(view.content_labels.shape, dtype=bool)
     painted[:4, :4] = True
     mask = paint_region(None, view.content_labels, painted)
