@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from torch import Tensor
 
 from stylex.errors import ConfigError, InputError
@@ -23,7 +22,6 @@ from stylex.studio_app.edits import Edits
 from stylex.studio_app.inputs import Source
 from stylex.studio_app.plan_files import PlanFiles, batch_command, save_plan
 
-log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 
 
