@@ -44,12 +44,6 @@ def instantiate(node: Any, what: str, **kwargs: Any) -> Any:
                           f"`python -m stylex.run --cfg job`.") from None
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else str(device)
-
-
 def stage1_method(cfg: DictConfig, cache: bool = False) -> Any:
     """The method a run would build from `cfg`, set up for stage 1: a gallery's artifacts and recorded settings
     then come from the very code and config a run uses (`analyse`, `stage1_identity`)."""
@@ -57,6 +51,8 @@ def stage1_method(cfg: DictConfig, cache: bool = False) -> Any:
     if not hasattr(method, "stage1_identity"):
         raise ConfigError(f"method {cfg.method.get('_target_')} has no regions to put in a gallery. Galleries hold "
                           f"StyleGallery's regions: build them with method=gallery (or an experiment=gallery*).")
+    from stylex.backbones import resolve_device
+
     method.use_backbone(instantiate(cfg.backbone, "backbone")(device=resolve_device(cfg.device)))
     method.setup("predict")
     return method

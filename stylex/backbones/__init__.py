@@ -11,6 +11,11 @@ from stylex.errors import ConfigError
 FAMILIES = ("sd", "sd3")
 
 
+def resolve_device(device: str) -> str:
+    """`auto`: the GPU when there is one, else the CPU; any other value as given."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else str(device)
+
+
 def load_backbone(family: str, model: str, dtype: str = "auto", tiny: bool = False,
                   device: str | torch.device = "cpu", compile: bool = False, **kwargs: Any) -> Any:
     """Load a diffusion backbone by family, or build a tiny random one of that family (`tiny=true`).

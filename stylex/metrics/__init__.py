@@ -1,5 +1,8 @@
 """stylex.metrics: the papers' evaluation metrics (METHODS.md section 5) with injectable feature networks.
 
+Protocols (stylex.metrics.protocol, configs/protocol/): what decides a number (style set, FID network, CFSD and
+Gram modes, each network's view of the files) and the published tables it goes next to.
+
 Metrics (update(PairBatch) -> per-image values | None; compute() -> float):
 LPIPS, FID, ArtFID, CFSD, GramLoss, StyleScore, DINOScore, CLIPImageScore, CLIPTextScore.
 Networks (published state-dict names; `.tiny(seed)` for tests): VGG19, AlexNetFeatures, LPIPSNet, InceptionV3.
@@ -25,7 +28,8 @@ from stylex.metrics.networks import (
     load_vgg19_weights,
 )
 from stylex.metrics.pairing import Pair, pair_outputs
-from stylex.metrics.preprocess import EVAL_SIZE, describe, load_eval_image
+from stylex.metrics.preprocess import EVAL_SIZE, View, load_eval_image, load_view
+from stylex.metrics.protocol import Protocol, Table, protocol_for
 from stylex.metrics.report import (
     comparison_grid,
     evaluate_pairs,
@@ -42,7 +46,8 @@ __all__ = [
     "VGG19", "AlexNetFeatures", "LPIPSNet", "InceptionV3",
     "load_vgg19_weights", "load_alexnet_weights", "load_lpips_weights", "load_inception_weights",
     "load_art_inception_weights",
-    "Pair", "pair_outputs", "EVAL_SIZE", "describe", "load_eval_image",
+    "Pair", "pair_outputs", "EVAL_SIZE", "View", "load_eval_image", "load_view",
+    "Protocol", "Table", "protocol_for",
     "evaluate_pairs", "write_metrics_csv", "write_summary_csv", "comparison_grid", "grid_from_pairs",
     "build_metrics", "METRICS", "STYLEGALLERY_TABLE", "HAM_TABLE",
 ]

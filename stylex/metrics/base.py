@@ -1,7 +1,8 @@
 """What every metric shares: the batch it is fed and the update/compute protocol.
 
-A metric is fed `PairBatch`es (stylized images with their content and style images, all [B,3,H,W] in [0,1] at
-the evaluation size) and returns per-image values from `update` when it has them; `compute` gives the
+A metric is fed `PairBatch`es (stylized images with their content and style images, [B,3,H,W] in [0,1] as the
+metric's view of the protocol loads them; a metric that compares with a whole style family also gets each pair's
+family images) and returns per-image values from `update` when it has them; `compute` gives the
 aggregate over everything seen since `reset`. Feature networks are constructor arguments, so tests inject tiny
 random ones and real runs the published weights.
 """
@@ -19,7 +20,8 @@ from stylex.errors import InputError
 
 @dataclass
 class PairBatch:
-    """One batch of (stylized, content, style) triples; `style_ids` name the style images (for set metrics)."""
+    """One batch of (stylized, content, style) triples; `style_ids` name the style images (for set metrics).
+    `families[i]`: the images of pair i's style family (each [3,h,w], sizes may differ), named by `family_ids[i]`."""
 
     stylized: Tensor
     content: Tensor | None = None
@@ -27,6 +29,8 @@ class PairBatch:
     style_ids: Sequence[str] | None = None
     style_texts: Sequence[str | None] | None = None
     names: Sequence[str] = field(default_factory=list)
+    families: Sequence[Sequence[Tensor]] | None = None
+    family_ids: Sequence[str] | None = None
 
     def __len__(self) -> int:
         return int(self.stylized.shape[0])
@@ -38,6 +42,8 @@ class Metric(abc.ABC):
     name: str = "metric"
     higher_is_better: bool = False
     per_image: bool = True
+    needs_style: bool = False  # compares with the one style image of each pair (not its family)
+    needs_family: bool = False  # compares with each pair's style family
 
     def __init__(self) -> None:
         self.reset()

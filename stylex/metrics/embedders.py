@@ -24,14 +24,15 @@ def _device(module: nn.Module) -> torch.device:
 
 
 class DINOEmbedder(nn.Module):
-    """DINOv2 CLS embedding (`pooler_output`: the final-layernormed CLS token) of the whole image at `size`²."""
+    """DINOv2 CLS embedding (`pooler_output`: the final-layernormed CLS token) of the image at `size`² (the view
+    gives it there already: the processor's 256 resize + 224 crop, or stylex's whole image)."""
 
     def __init__(self, model: nn.Module, size: int = 224) -> None:
         super().__init__()
         self.model, self.size = model.eval(), size
 
     def describe_input(self) -> str:
-        return f"DINOv2 CLS, bicubic {self.size}x{self.size} (whole image, no crop), ImageNet mean/std"
+        return f"DINOv2 CLS at {self.size}x{self.size} (bicubic to it from any other size), ImageNet mean/std"
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
@@ -73,7 +74,7 @@ class CLIPEmbedder(nn.Module):
         self.max_length = int(model.config.text_config.max_position_embeddings)
 
     def describe_input(self) -> str:
-        return f"CLIP image tower, bicubic {self.size}x{self.size}, CLIP mean/std"
+        return f"CLIP image tower at {self.size}x{self.size} (bicubic to it from any other size), CLIP mean/std"
 
     @torch.no_grad()
     def embed_images(self, images: Tensor) -> Tensor:

@@ -1,10 +1,12 @@
-"""What `python -m stylex.evaluate` does: output folders -> pairs -> metrics -> result files, grid and W&B.
+"""What `python -m stylex.evaluate` does: output folders -> pairs -> protocol -> metrics -> result files, grid, W&B.
 
 The entry point stays a thin Hydra main (DESIGN.md); the steps are functions here so tests and the notebook call
-them directly. Results (in `results_dir`): `metrics.csv` (one row per output), `summary.csv` (one row per
-method; merged with rows already there for other methods), `summary.md` (the papers' tables) and `grid.png`
-(rows: contents, columns: styles, one panel per method). summary.csv, summary.md and the log state the
-evaluation convention (the resize rule and each network's input).
+them directly. Each method is scored under one protocol (configs/protocol/: the one given, or with
+`protocol=auto` the protocol of the paper its run reproduces). Results (in `results_dir`): `metrics.csv` (one row
+per output), `summary.csv` (one row per method and protocol, merged with the rows already there, plus the
+published rows of the protocol's tables), `summary.md` (each protocol's tables in the published column order,
+published rows beside the measured ones) and `grid.png` (rows: contents, columns: styles, one panel per method).
+summary.csv, summary.md and the log name the protocol and state every network's view of the images.
 """
 from __future__ import annotations
 
@@ -19,14 +21,16 @@ from typing import Any
 
 from PIL import Image
 
+from stylex.backbones import resolve_device
 from stylex.errors import ConfigError, InputError
 from stylex.metrics import report
 from stylex.metrics.base import Metric
 from stylex.metrics.embedding_scores import CLIPImageScore, CLIPTextScore, DINOScore
-from stylex.metrics.factory import HAM_TABLE, METRICS, STYLEGALLERY_TABLE, build_metrics
+from stylex.metrics.factory import METRICS, build_metrics
 from stylex.metrics.fid import FID, ArtFID
 from stylex.metrics.lpips import LPIPS
 from stylex.metrics.pairing import Location, Pair, describe_location, output_images, pair_outputs
+from stylex.metrics.protocol import AUTO, Protocol, Table, protocol_for, sidecar_method
 from stylex.metrics.vgg_metrics import CFSD, GramLoss, StyleScore
 
 log = logging.getLogger("stylex.evaluate")
@@ -39,7 +43,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 TITLES = {"style_score": "Style", "gram": "Gram", "fid": "FID", "lpips": "LPIPS", "artfid": "ArtFID",
           "cfsd": "CFSD", "dino": "DINO", "clip_i": "CLIP-I", "clip_t": "CLIP-T"}
-PAPER_TABLES: dict[str, tuple[str, ...]] = {"StyleGallery table": STYLEGALLERY_TABLE, "HAM table": HAM_TABLE}
+MEASURED = "measured"
+SUMMARY_FIRST = ("method", "protocol", "source", "n_images")
 
 
 @dataclass
@@ -51,6 +56,11 @@ class MethodOutputs:
     pairs: list[Pair]
     sidecars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def method(self) -> str:
+        """The method that made the outputs: what their sidecars record, else the label."""
+        return sidecar_method(self.sidecars) or self.label
+
 
 @dataclass
 class EvaluationResult:
@@ -61,6 +71,7 @@ class EvaluationResult:
     rows: list[Row]
     summaries: list[Row]
     convention: str
+    protocols: dict[str, str] = field(default_factory=dict)  # method label -> protocol name
 
 
 # ---------------------------------------------------------------------------------------------- finding outputs
@@ -98,19 +109,6 @@ def read_sidecars(folder: Path, stems: Iterable[str]) -> dict[str, dict[str, Any
     return out
 
 
-def check_one_style_each(folder: Path, sidecars: Mapping[str, Mapping[str, Any]]) -> None:
-    """Outputs made against many references at once (`data.pairing=gallery`) have no single style to compare with."""
-    multi = sorted(stem for stem, sc in sidecars.items() if len(sc.get("styles") or []) > 1)
-    if multi:
-        n = len(sidecars[multi[0]]["styles"])
-        shown = ", ".join(multi[:5]) + (", ..." if len(multi) > 5 else "")
-        raise InputError(
-            f"{len(multi)} output(s) in {folder} ({shown}) were each made against {n} style references at once "
-            f"(`data.pairing=gallery`), but the metrics compare each output with one style image. To evaluate "
-            f"StyleGallery, stylize with `data.pairing=product` (one output per content x style, as "
-            f"experiments/compare does), or point `outputs` at a folder of {{content}}__{{style}}.png outputs.")
-
-
 def sidecar_input_dirs(sidecars: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
     """The folders the sidecars say the contents and styles came from (for error messages)."""
     contents = {str(Path(sc["content"]["path"]).parent) for sc in sidecars.values()
@@ -122,6 +120,11 @@ def sidecar_input_dirs(sidecars: Mapping[str, Mapping[str, Any]]) -> tuple[list[
 
 def _inputs_hint(sidecars: Mapping[str, Mapping[str, Any]]) -> str:
     contents, styles = sidecar_input_dirs(sidecars)
+    many = max((len(sc.get("styles") or []) for sc in sidecars.values()), default=0)
+    if many > 1 and len(styles) == 1:
+        return (f"\nTheir sidecars say each was made against {many} style images at once (`data.pairing=gallery`) "
+                f"from {styles[0]}: pass `styles={styles[0]}` (or the folder above it): the outputs' names give the "
+                f"family folder they pair with.")
     if len(contents) != 1 or len(styles) != 1:
         return ""
     from stylex.data.samples import samples_dir
@@ -165,7 +168,6 @@ def collect(outputs: str | Path, contents: Location, styles: Location, *, method
     folder = images_dir(outputs)
     stems = sorted(output_images(folder))
     sidecars = read_sidecars(folder, stems)
-    check_one_style_each(folder, sidecars)
     try:
         pairs = pair_outputs(folder, contents, styles)
     except InputError as exc:
@@ -217,17 +219,40 @@ def collect_all(outputs: Sequence[str | Path], contents: Location, styles: Locat
 
 # ---------------------------------------------------------------------------------------------- evaluating
 
-def evaluate_groups(groups: Sequence[MethodOutputs], metrics: Mapping[str, Metric], *, size: int | None,
-                    batch_size: int = 8) -> tuple[list[Row], list[Row]]:
-    """Every method's pairs through every metric: per-image rows (with `method`) and one summary row each."""
+def usable_metrics(group: MethodOutputs, metrics: Mapping[str, Metric]) -> dict[str, Metric]:
+    """The metrics a method's outputs can be scored with: outputs made against a whole style family have no one
+    style image for the metrics that compare with one (FID, ArtFID, paired Gram / style score)."""
+    if all(p.style is not None for p in group.pairs):
+        return dict(metrics)
+    left = [n for n, m in metrics.items() if m.needs_style]
+    if left:
+        log.warning("%s: its outputs were made against whole style families, so %s (which compare with one style "
+                    "image each) are left out; Gram and the style score compare with the family when the protocol "
+                    "says `against: family`", group.label, ", ".join(left))
+    return {n: m for n, m in metrics.items() if not m.needs_style}
+
+
+def evaluate_groups(groups: Sequence[MethodOutputs], protocols: Mapping[str, Protocol],
+                    metrics: Mapping[str, Mapping[str, Metric]], *, batch_size: int = 8,
+                    clip_t_template: str | None = None) -> tuple[list[Row], list[Row]]:
+    """Every method's pairs through its protocol's metrics (`protocols[label]`, `metrics[protocol name]`):
+    per-image rows (with `method`, `protocol`) and one summary row each."""
     rows: list[Row] = []
     summaries: list[Row] = []
     for g in groups:
-        log.info("evaluating %s: %d output(s) in %s", g.label, len(g.pairs), g.folder)
-        method_rows, summary = report.evaluate_pairs(g.pairs, metrics, batch_size, size=size, method=g.label)
-        rows += [{"method": g.label, **r} for r in method_rows]
-        summary["outputs"] = str(g.folder)
-        summaries.append(summary)
+        protocol = protocols[g.label]
+        usable = usable_metrics(g, metrics[protocol.name])
+        log.info("evaluating %s under protocol %s: %d output(s) in %s", g.label, protocol.name, len(g.pairs),
+                 g.folder)
+        views = {name: protocol.view(name) for name in usable}
+        method_rows, summary = report.evaluate_pairs(g.pairs, usable, batch_size, views=views, method=g.label)
+        rows += [{"method": g.label, "protocol": protocol.name, **r} for r in method_rows]
+        convention = f"protocol {protocol.name} | {summary['preprocess']}"
+        if "clip_t" in usable:
+            convention += " | " + clip_t_note(clip_t_template)
+        summaries.append({"method": g.label, "protocol": protocol.name, "source": MEASURED,
+                          **{k: v for k, v in summary.items() if k not in ("method", "preprocess")},
+                          "outputs": str(g.folder), "preprocess": convention})
     return rows, summaries
 
 
@@ -255,63 +280,119 @@ def _number(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-def markdown_table(summaries: Sequence[Mapping[str, object]], columns: Sequence[str], digits: int = 4) -> str:
-    """A paper-style table: one row per method, the best value of each column in bold, arrows for direction."""
-    cols = [c for c in columns if any(_number(s.get(c)) is not None for s in summaries)]
+def _format(v: float, digits: int) -> str:
+    return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
+
+
+def markdown_table(summaries: Sequence[Mapping[str, object]], columns: Sequence[str], digits: int = 4,
+                   published: Sequence[Mapping[str, object]] = ()) -> str:
+    """A paper-style table: one row per method (columns in the order given), the best measured value of each
+    column in bold, arrows for direction; `published` rows follow, marked as such."""
+    cols = [c for c in columns if any(_number(s.get(c)) is not None for s in [*summaries, *published])]
     head = ["method", "n"] + [f"{TITLES.get(c, c)} {'↑' if HIGHER_IS_BETTER.get(c) else '↓'}" for c in cols]
     best: dict[str, float] = {}
     for c in cols:
         values = [v for v in (_number(s.get(c)) for s in summaries) if v is not None]
-        best[c] = max(values) if HIGHER_IS_BETTER.get(c) else min(values)
+        if values:
+            best[c] = max(values) if HIGHER_IS_BETTER.get(c) else min(values)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
         cells = [str(s.get("method", "")), str(s.get("n_images", ""))]
         for c in cols:
             v = _number(s.get(c))
-            text = "" if v is None else f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
-            cells.append(f"**{text}**" if v is not None and len(summaries) > 1 and v == best[c] else text)
+            text = "" if v is None else _format(v, digits)
+            cells.append(f"**{text}**" if v is not None and len(summaries) > 1 and v == best.get(c) else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    for s in published:
+        cells = [f"*{s.get('method', '')} (published)*", ""]
+        cells += ["" if _number(s.get(c)) is None else f"*{s.get(c)}*" for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def summary_markdown(summaries: Sequence[Mapping[str, object]], convention: bool = True) -> str:
-    """The StyleGallery and HAM tables (the columns evaluated), any other metrics, and the convention."""
-    evaluated = {c for s in summaries for c in s if _number(s.get(c)) is not None}
+def published_rows(protocol: Protocol) -> list[Row]:
+    """The published rows of a protocol's tables, as summary rows (source: where they were published)."""
+    rows: list[Row] = []
+    for table in protocol.tables:
+        for r in table.published:
+            rows.append({"method": r["method"], "protocol": protocol.name, "source": f"published: {table.source}",
+                         **{k: v for k, v in r.items() if k != "method"}})
+    return rows
+
+
+def _is_measured(row: Mapping[str, object]) -> bool:
+    return str(row.get("source") or MEASURED) == MEASURED
+
+
+def summary_markdown(summaries: Sequence[Mapping[str, object]], protocols: Mapping[str, Protocol] | None = None,
+                     convention: bool = True) -> str:
+    """Each protocol's tables in the published column order, with the published rows beside the measured ones,
+    any other metrics, and the conventions. Rows of a protocol not in `protocols` get a table of every metric."""
+    protocols = protocols or {}
+    order: list[str] = []
+    for s in summaries:
+        name = str(s.get("protocol") or "")
+        if _is_measured(s) and name not in order:
+            order.append(name)
     parts = []
-    shown: set[str] = set()
-    for title, cols in PAPER_TABLES.items():
-        present = [c for c in cols if c in evaluated]
-        if present:
-            parts.append(f"## {title}\n\n{markdown_table(summaries, present)}")
-            shown |= set(present)
-    rest = [c for c in METRICS if c in evaluated and c not in shown]
-    if rest:
-        parts.append(f"## Other metrics\n\n{markdown_table(summaries, rest)}")
-    conventions = sorted({str(s.get("preprocess")) for s in summaries if s.get("preprocess")})
-    if conventions and convention:
-        parts.append("Evaluation convention: " + "\n\nEvaluation convention: ".join(conventions))
+    for name in order:
+        measured = [s for s in summaries if _is_measured(s) and str(s.get("protocol") or "") == name]
+        published = [s for s in summaries if not _is_measured(s) and str(s.get("protocol") or "") == name]
+        protocol = protocols.get(name)
+        tables = protocol.tables if protocol else (Table("Metrics", tuple(METRICS)),)
+        evaluated = {c for s in measured for c in METRICS if _number(s.get(c)) is not None}
+        shown: set[str] = set()
+        where = f"protocol `{name}`" if name else "no protocol recorded"
+        for table in tables:
+            present = [c for c in table.columns if c in evaluated]
+            if not present:
+                continue
+            rows = [r for r in published if any(_number(r.get(c)) is not None for c in table.columns)]
+            title = f"## {table.title} ({where})" if table.title else f"## {where}"
+            sources = ", ".join(dict.fromkeys(str(r.get("source", "")).removeprefix("published: ") for r in rows))
+            note = f"\n\nPublished rows: {sources}; measured on their own benchmark images." if rows else ""
+            parts.append(f"{title}{note}\n\n{markdown_table(measured, table.columns, published=rows)}")
+            shown |= set(table.columns)
+        rest = [c for c in METRICS if c in evaluated and c not in shown]
+        if rest:
+            parts.append(f"## Other metrics ({where})\n\n{markdown_table(measured, rest)}")
+        if protocol is not None and protocol.about:
+            parts.append(f"Protocol `{name}`: {protocol.about}.")
+        conventions = sorted({str(s.get("preprocess")) for s in measured if s.get("preprocess")})
+        if conventions and convention:
+            parts += ["Evaluation convention:\n\n" + "\n".join(f"- {item}" for item in c.split(" | "))
+                      for c in conventions]
     return "\n\n".join(parts) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
 def write_results(results_dir: str | Path, rows: Sequence[Row], summaries: Sequence[Row],
-                  grid: Image.Image | None) -> dict[str, Path]:
-    """metrics.csv and summary.csv (rows of other methods already there are kept: evaluating methods one at a
-    time into one folder builds one table), summary.md and grid.png. Every write is atomic."""
+                  grid: Image.Image | None, protocols: Mapping[str, Protocol] | None = None) -> dict[str, Path]:
+    """metrics.csv and summary.csv (rows of other methods or protocols already there are kept: evaluating methods
+    one at a time into one folder builds one table; the published rows of each protocol measured here are added),
+    summary.md and grid.png. Every write is atomic."""
     from stylex.data.outputs import atomic_save_image, atomic_write_bytes
 
+    protocols = protocols or {}
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"metrics": out / "metrics.csv", "summary": out / "summary.csv", "tables": out / "summary.md"}
-    new = {str(s.get("method", "")) for s in summaries}
+    new = {(str(s.get("method", "")), str(s.get("protocol", ""))) for s in summaries}
     kept: list[Row] = []
     if files["metrics"].is_file():
-        kept = [dict(r) for r in report.read_csv(files["metrics"]) if r.get("method", "") not in new]
+        kept = [dict(r) for r in report.read_csv(files["metrics"])
+                if (r.get("method", ""), r.get("protocol", "")) not in new]
     report.write_metrics_csv(files["metrics"], [*kept, *rows])
-    report.write_summary_csv(files["summary"], summaries, merge=True)
+    measured = list(dict.fromkeys(str(s.get("protocol", "")) for s in summaries))
+    published = [r for name in measured if name in protocols for r in published_rows(protocols[name])]
+    present = [*measured, *(r.get("protocol", "") for r in report.read_csv(files["summary"]))] \
+        if files["summary"].is_file() else measured
+    order = [c for name in dict.fromkeys(present) if name in protocols for c in protocols[name].columns()]
+    report.write_summary_csv(files["summary"], [*summaries, *published], merge=True,
+                             order=[*SUMMARY_FIRST, *dict.fromkeys([*order, *METRICS])])
     table = report.read_csv(files["summary"])
-    atomic_write_bytes(files["tables"], summary_markdown(table).encode("utf-8"))
+    atomic_write_bytes(files["tables"], summary_markdown(table, protocols).encode("utf-8"))
     if grid is not None:
         files["grid"] = out / "grid.png"
         atomic_save_image(files["grid"], grid)
@@ -326,6 +407,7 @@ def log_results(loggers: Sequence[Any], rows: Sequence[Row], summaries: Sequence
 
     numbers = {f"{s['method']}/{k}": float(v) for s in summaries for k, v in s.items()
                if k not in ("method", "n_images") and isinstance(v, (int, float))}
+    used = {str(s["method"]): str(s.get("protocol", "")) for s in summaries}
     for logger in loggers:
         if config is not None:
             logger.log_hyperparams(dict(config))
@@ -345,7 +427,8 @@ def log_results(loggers: Sequence[Any], rows: Sequence[Row], summaries: Sequence
                                                                  "one panel per method")
         experiment = logger.experiment
         experiment.log(payload)
-        experiment.summary.update({**numbers, "preprocess": convention})
+        experiment.summary.update({**numbers, "preprocess": convention,
+                                   **{f"{m}/protocol": p for m, p in used.items()}})
         logger.finalize("success")
 
 
@@ -355,21 +438,54 @@ def _cell(value: object) -> object:
 
 # ---------------------------------------------------------------------------------------------- the whole job
 
-def resolve_device(device: str) -> str:
-    """`auto`: the GPU when there is one."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, (str, Path)):
         return [value]
     return list(value)
+
+
+def choose_protocols(protocol_cfg: Mapping[str, Any], groups: Sequence[MethodOutputs],
+                     smoke_size: int | None = None) -> dict[str, Protocol]:
+    """method label -> its protocol: the one configured, or with `protocol=auto` the protocol of the paper the
+    method's run reproduces (the method its sidecars record). Views capped at `smoke_size` when given."""
+    chosen = {}
+    for g in groups:
+        protocol = protocol_for(protocol_cfg, g.method)
+        how = "as configured"
+        if str(protocol_cfg.get("name")) == AUTO:
+            known = {str(k).lower() for k in protocol_cfg.get("by_method") or {}}
+            how = (f"protocol=auto: the protocol of the paper the method '{g.method}' reproduces"
+                   if g.method.lower() in known else
+                   f"protocol=auto: '{g.method}' is none of {', '.join(sorted(known))}, so protocol.otherwise")
+        log.info("%s: protocol %s (%s)", g.label, protocol.name, how)
+        chosen[g.label] = protocol.smoke(smoke_size) if smoke_size else protocol
+    return chosen
+
+
+PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "configs" / "protocol"
+
+
+def known_protocols(protocol_cfg: Mapping[str, Any], used: Mapping[str, Protocol]) -> dict[str, Protocol]:
+    """Every protocol known here, by name, for rendering the tables of rows already in summary.csv: the bundled
+    configs/protocol/*.yaml, those the config defines (all of them under auto) and those used now (which win)."""
+    from omegaconf import OmegaConf
+
+    known: dict[str, Protocol] = {}
+    for path in sorted(PROTOCOL_DIR.glob("*.yaml")) if PROTOCOL_DIR.is_dir() else []:
+        if path.stem != AUTO:
+            try:
+                protocol = Protocol.from_config(OmegaConf.load(path))  # type: ignore[arg-type]
+            except (ConfigError, ValueError) as exc:
+                log.warning("ignoring the protocol config %s: %s", path, exc)
+                continue
+            known[protocol.name] = protocol
+    if str(protocol_cfg.get("name")) == AUTO:
+        for name, sub in (protocol_cfg.get("by_name") or {}).items():
+            known[str(name)] = Protocol.from_config(sub)
+    known.update({p.name: p for p in used.values()})
+    return known
 
 
 def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
@@ -384,7 +500,6 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
         log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     m = cfg.metrics
     smoke = bool(cfg.get("tiny_models", False))
-    size = m.smoke_size if smoke else m.size
     names = list(m.names)
     options = {k: dict(OmegaConf.to_container(m[k], resolve=True))  # type: ignore[arg-type]
                for k in METRICS if m.get(k) is not None}
@@ -392,27 +507,36 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
     outputs = _as_list(cfg.outputs)
     groups = collect_all(outputs, cfg.contents, cfg.styles, method_names=method_names or None,
                          check_inputs=bool(cfg.get("check_inputs", True)))
+    if cfg.get("protocol") is None:
+        raise ConfigError("no `protocol` is set; pass protocol=auto (the default), stylegallery, ham or stylex.")
+    protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
+    protocols = choose_protocols(protocol_cfg, groups, int(m.smoke_size) if smoke else None)  # type: ignore[arg-type]
     if smoke:
-        log.info("tiny_models (debug=smoke): the metrics run on small random networks; the numbers check the "
-                 "wiring only")
-    metrics = build_metrics(names, smoke=smoke, seed=int(cfg.seed), weights=dict(m.weights or {}),
-                            options=options, device=resolve_device(str(cfg.get("device", "auto"))))
-    rows, summaries = evaluate_groups(groups, metrics, size=size, batch_size=int(m.batch_size))
-    convention = report.describe_evaluation(metrics, size)
-    if "clip_t" in names:
-        convention += "; " + clip_t_note(options.get("clip_t", {}).get("template"))
-    for s in summaries:
-        s["preprocess"] = convention
+        log.info("tiny_models (debug=smoke): the metrics run on small random networks at most %d px; the numbers "
+                 "check the wiring only", int(m.smoke_size))
+    built: dict[str, dict[str, Metric]] = {}
+    for protocol in protocols.values():
+        if protocol.name not in built:
+            built[protocol.name] = build_metrics(
+                names, smoke=smoke, seed=int(cfg.seed), weights=dict(m.weights or {}), options=options,
+                device=resolve_device(str(cfg.get("device", "auto"))), protocol=protocol)
+    template = options.get("clip_t", {}).get("template")
+    rows, summaries = evaluate_groups(groups, protocols, built, batch_size=int(m.batch_size),
+                                      clip_t_template=template)
+    convention = "\n".join(dict.fromkeys(str(s["preprocess"]) for s in summaries))
     log.info("Evaluation convention: %s", convention)
     g = cfg.get("grid") or {}
     grid = None
     if g.get("enabled", True):
         grid = report.grid_from_pairs(grid_selection(groups, g.get("max_contents"), g.get("max_styles")),
                                       cell=int(g.get("cell", 128)))
-    files = write_results(cfg.results_dir, rows, summaries, grid)
-    tables = summary_markdown(report.read_csv(files["summary"]), convention=False)
+    known = known_protocols(protocol_cfg, protocols)  # type: ignore[arg-type]
+    files = write_results(cfg.results_dir, rows, summaries, grid, known)
+    tables = summary_markdown(report.read_csv(files["summary"]), known, convention=False)
     log.info("Summary (%s):\n%s", files["summary"], tables)
+    log.info("Protocols: %s", ", ".join(f"{label}: {p.name}" for label, p in protocols.items()))
     log.info("Results: %s", ", ".join(str(p) for p in files.values()))
     config = OmegaConf.to_container(cfg, resolve=True)
     log_results(loggers, rows, summaries, grid, convention, config)  # type: ignore[arg-type]
-    return EvaluationResult(Path(cfg.results_dir), files, rows, summaries, convention)
+    return EvaluationResult(Path(cfg.results_dir), files, rows, summaries, convention,
+                            {label: p.name for label, p in protocols.items()})

@@ -1,7 +1,10 @@
-"""Building the named metrics with their networks: the published weights, or tiny random nets (`smoke`).
+"""Building the named metrics of a protocol with their networks: the published weights, or tiny random nets.
 
 Networks are built once and shared (one VGG19 for CFSD, Gram and style score; one LPIPS net for LPIPS and
-ArtFID). Weight sources are config values `metrics.weights.<net>` (see weights.py for the accepted forms).
+ArtFID). ArtFID reuses the LPIPS metric and, when the protocol's FID column is the FID inside ArtFID (same
+network, style set and view, as StyleGallery's table), the FID metric too, so its identity
+ArtFID = (1 + LPIPS)(1 + FID) holds with the table's own columns. Weight sources are config values
+`metrics.weights.<net>` (see weights.py for the accepted forms).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from stylex.metrics.base import Metric
 from stylex.metrics.embedding_scores import CLIPImageScore, CLIPTextScore, DINOScore
 from stylex.metrics.fid import FID, ArtFID
 from stylex.metrics.lpips import LPIPS
+from stylex.metrics.protocol import Protocol
 from stylex.metrics.vgg_metrics import CFSD, GramLoss, StyleScore
 
 METRICS = ("style_score", "gram", "fid", "lpips", "artfid", "cfsd", "dino", "clip_i", "clip_t")
@@ -90,39 +94,46 @@ class _Networks:
 
 def build_metrics(names: Sequence[str] = STYLEGALLERY_TABLE, *, smoke: bool = False, seed: int = 0,
                   weights: Mapping[str, str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None,
-                  device: torch.device | str = "cpu") -> dict[str, Metric]:
-    """{name: metric} in the order given. `options[name]` are keyword arguments of that metric's class
-    (e.g. {"cfsd": {"mode": "official"}, "style_score": {"grid": 4}, "clip_t": {"template": "..."}})."""
+                  device: torch.device | str = "cpu", protocol: Protocol | None = None) -> dict[str, Metric]:
+    """{name: metric} in the order given, as `protocol` defines them (default: stylex's own choices).
+    `options[name]` are further keyword arguments of that metric's class (e.g. {"clip_t": {"template": "..."}});
+    the protocol's own options for a metric take precedence."""
+    protocol = protocol or Protocol()
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metrics {unknown} in `metrics`; known: {', '.join(METRICS)}.")
     opts = {k: dict(v) for k, v in (options or {}).items()}
-    bad = [k for k in opts if k not in METRICS]
+    for k, v in protocol.options.items():
+        opts[k] = {**opts.get(k, {}), **dict(v)}
+    bad = [k for k in [*opts, *protocol.views] if k not in METRICS]
     if bad:
-        raise ConfigError(f"options for unknown metrics {bad}; known: {', '.join(METRICS)}.")
+        raise ConfigError(f"options or views for unknown metrics {bad} (protocol `{protocol.name}`); known: "
+                          f"{', '.join(METRICS)}.")
     n = _Networks(smoke, seed, weights or {}, device)
     out: dict[str, Metric] = {}
-    # ArtFID last, so that it shares an LPIPS metric listed after it (HAM_TABLE starts with artfid)
+    # ArtFID last, so that it shares the LPIPS and FID metrics listed after it (HAM_TABLE starts with artfid)
     for name in sorted(names, key=lambda k: k == "artfid"):
         try:
-            out[name] = _build_one(name, n, opts.get(name, {}), out)
+            out[name] = _build_one(name, n, opts.get(name, {}), out, protocol)
         except WeightsError as exc:
             raise WeightsError(f"the `{name}` metric cannot be computed: {exc} Or leave {name} out of "
                                f"`metrics.names`.") from exc
         except TypeError as exc:  # an option the metric's class does not take
             if not opts.get(name):
                 raise
-            raise ConfigError(f"`metrics.{name}` holds an option the {name} metric does not take ({exc}); "
-                              f"its options are the keyword arguments of its class in stylex.metrics.") from exc
+            raise ConfigError(f"the options of `{name}` (protocol `{protocol.name}` / `metrics.{name}`) hold one "
+                              f"the {name} metric does not take ({exc}); its options are the keyword arguments of "
+                              f"its class in stylex.metrics.") from exc
     return {k: out[k] for k in names}
 
 
-def _build_one(name: str, n: _Networks, o: dict[str, Any], built: Mapping[str, Metric]) -> Metric:
-    """One metric on the shared networks; ArtFID reuses an LPIPS metric already built (one LPIPS per pair)."""
+def _build_one(name: str, n: _Networks, o: dict[str, Any], built: Mapping[str, Metric], p: Protocol) -> Metric:
+    """One metric on the shared networks; ArtFID reuses the LPIPS (and the FID column's) metric already built
+    when they see the images as ArtFID does."""
     if name == "lpips":
         return LPIPS(n.lpips(), **o)
     if name == "fid":
-        return FID(n.inception(art=False), **o)
+        return FID(n.inception(art=p.fid_network == "art_inception"), style_copies=p.style_copies, **o)
     if name == "cfsd":
         return CFSD(n.vgg(), **o)
     if name == "gram":
@@ -136,6 +147,9 @@ def _build_one(name: str, n: _Networks, o: dict[str, Any], built: Mapping[str, M
     if name == "clip_t":
         return CLIPTextScore(n.clip(), **o)
     assert name == "artfid", name
-    shared = built.get("lpips")
-    lp = shared if isinstance(shared, LPIPS) else LPIPS(n.lpips())
-    return ArtFID(lp, FID(n.inception(art=True)), update_lpips=shared is None, **o)
+    same_view = lambda other: other in built and p.view(other) == p.view("artfid")  # noqa: E731
+    lp = built["lpips"] if same_view("lpips") and isinstance(built["lpips"], LPIPS) else None
+    fid = built.get("fid") if same_view("fid") and p.fid_network == "art_inception" else None
+    return ArtFID(lp or LPIPS(n.lpips()), fid if isinstance(fid, FID) else FID(n.inception(art=True),
+                                                                                  style_copies=p.style_copies),
+                  update_lpips=lp is None, update_fid=not isinstance(fid, FID), **o)

@@ -17,7 +17,7 @@ import torch
 from scipy import linalg
 from torch import Tensor
 
-from stylex.errors import InputError
+from stylex.errors import ConfigError, InputError
 from stylex.metrics.base import Metric, PairBatch, module_device
 from stylex.metrics.lpips import LPIPS
 
@@ -71,19 +71,30 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return feats.mean(axis=0), np.atleast_2d(np.cov(feats, rowvar=False))
 
 
-class FID(Metric):
-    """Fréchet distance between the pool features of all stylized images and of the distinct style images.
+STYLE_COPIES = ("once", "per_output")
 
-    Each style image counts once however many outputs use it (`PairBatch.style_ids` says which are new):
-    the style *set* is the reference distribution, as in art-fid's folder-vs-folder FID.
+
+class FID(Metric):
+    """Fréchet distance between the pool features of all stylized images and of the style set.
+
+    `style_copies='per_output'`: one copy of the style image per output, as the papers' evaluations do (StyleID's
+    README duplicates the style images to the number of outputs; art-fid asserts equal counts). With every style
+    used by k of the outputs this scales the style covariance by k(n−1)/(kn−1) for n distinct styles.
+    `style_copies='once'`: each distinct style image counts once however many outputs use it (`style_ids` say
+    which are new): the style *set* as the reference distribution. A style's features are computed once either way.
     """
 
     name = "fid"
     higher_is_better = False
     per_image = False
+    needs_style = True
 
-    def __init__(self, net: Callable[[Tensor], Tensor], eps: float = 1e-6) -> None:
-        self.net, self.eps = net, eps
+    def __init__(self, net: Callable[[Tensor], Tensor], eps: float = 1e-6, style_copies: str = "once") -> None:
+        if style_copies not in STYLE_COPIES:
+            raise ConfigError(f"the protocol's fid.style_copies={style_copies!r} is not one of: "
+                              f"{', '.join(STYLE_COPIES)}.")
+        self.net, self.eps, self.style_copies = net, eps, style_copies
+        self._style_features: dict[str, np.ndarray] = {}
         super().__init__()
 
     def reset(self) -> None:
@@ -94,7 +105,9 @@ class FID(Metric):
 
     def describe_input(self) -> str:
         describe = getattr(self.net, "describe_input", None)
-        return describe() if callable(describe) else ""
+        network = describe() if callable(describe) else ""
+        copies = "one style copy per output" if self.style_copies == "per_output" else "each style image once"
+        return f"{network}; {copies}" if network else copies
 
     def features(self, images: Tensor) -> np.ndarray:
         dev = module_device(self.net) if isinstance(self.net, torch.nn.Module) else images.device
@@ -115,14 +128,26 @@ class FID(Metric):
                              "pass the style folder.")
         self.update_fake(batch.stylized)
         ids = list(batch.style_ids) if batch.style_ids is not None else [None] * len(batch)
-        keep = []
-        for i, sid in enumerate(ids):
-            if sid is None or sid not in self.seen:
-                keep.append(i)
-                if sid is not None:
-                    self.seen.add(sid)
-        if keep:
-            self.update_real(batch.style[keep])
+        if self.style_copies == "once":
+            keep = []
+            for i, sid in enumerate(ids):
+                if sid is None or sid not in self.seen:
+                    keep.append(i)
+                    if sid is not None:
+                        self.seen.add(sid)
+            ids = [ids[i] for i in keep]
+        else:
+            keep = list(range(len(ids)))
+        # each style's features once (the same style file always gives the same features under one view)
+        todo = sorted({i for i, sid in zip(keep, ids) if sid is None or sid not in self._style_features})
+        feats = dict(zip(todo, self.features(batch.style[todo]))) if todo else {}
+        for i, sid in zip(keep, ids):
+            if sid is not None and sid not in self._style_features:
+                self._style_features[sid] = feats[i]
+        rows = [feats[i] if sid is None else self._style_features[sid] for i, sid in zip(keep, ids)]
+        if rows:
+            self.real.append(np.stack(rows))
+            self._result = None
         return None
 
     def compute(self) -> float:
@@ -131,8 +156,8 @@ class FID(Metric):
         fake = np.concatenate(self.fake) if self.fake else np.zeros((0, 0))
         real = np.concatenate(self.real) if self.real else np.zeros((0, 0))
         if len(fake) < 2 or len(real) < 2:
-            raise InputError(f"FID needs at least 2 stylized and 2 distinct style images (got {len(fake)} and "
-                             f"{len(real)}); evaluate a larger set or leave FID/ArtFID out of `metrics`.")
+            raise InputError(f"FID needs at least 2 stylized and 2 style images (got {len(fake)} and "
+                             f"{len(real)}); evaluate a larger set or leave FID/ArtFID out of `metrics.names`.")
         self._result = frechet_distance(*feature_stats(fake), *feature_stats(real), eps=self.eps)
         return self._result
 
@@ -149,6 +174,7 @@ class ArtFID(Metric):
     name = "artfid"
     higher_is_better = False
     per_image = False
+    needs_style = True
 
     def __init__(self, lpips: LPIPS, fid: FID, update_lpips: bool = True, update_fid: bool = True) -> None:
         self.lpips, self.fid = lpips, fid

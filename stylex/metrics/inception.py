@@ -194,7 +194,7 @@ class InceptionV3(nn.Module):
         return cls(variant="torchvision", div=div, input_size=None, input_range="[0,1]")
 
     def describe_input(self) -> str:
-        size = f"bilinear to {self.input_size}x{self.input_size}" if self.input_size else "at the evaluation size"
+        size = f"bilinear to {self.input_size}x{self.input_size}" if self.input_size else "at the size it is given"
         return f"Inception-v3 ({self.variant} blocks) {size}, values {self.input_range}"
 
     def forward(self, x: Tensor) -> Tensor:

@@ -20,7 +20,7 @@ class LPIPS(PerImageMetric):
         super().__init__()
 
     def describe_input(self) -> str:
-        return "AlexNet LPIPS v0.1 at the evaluation size, [0,1] -> [-1,1] -> LPIPS scaling layer"
+        return "AlexNet LPIPS v0.1, [0,1] -> [-1,1] -> LPIPS scaling layer"
 
     def score(self, stylized: Tensor, reference: Tensor) -> Tensor:
         dev = module_device(self.net)

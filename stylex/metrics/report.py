@@ -10,6 +10,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -18,6 +19,7 @@ from stylex.metrics import preprocess
 from stylex.metrics.base import Metric, PairBatch
 from stylex.metrics.fid import ArtFID
 from stylex.metrics.pairing import Pair
+from stylex.metrics.preprocess import View
 
 log = logging.getLogger(__name__)
 
@@ -25,53 +27,103 @@ Row = dict[str, object]
 
 
 class _ImageCache:
-    """Style (and content) images repeat across outputs: keep the most recent ones loaded."""
+    """Style (and content) images repeat across outputs: keep the most recent ones loaded, per view."""
 
-    def __init__(self, size: int | None, capacity: int = 64) -> None:
-        self.size, self.capacity = size, capacity
-        self.items: OrderedDict[Path, torch.Tensor] = OrderedDict()
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self.items: OrderedDict[tuple[Path, View, tuple[int, int] | None], torch.Tensor] = OrderedDict()
 
-    def __call__(self, path: Path) -> torch.Tensor:
-        if path in self.items:
-            self.items.move_to_end(path)
-            return self.items[path]
-        img = preprocess.load_eval_image(path, self.size)
-        self.items[path] = img
+    def __call__(self, path: Path, view: View, like: tuple[int, int] | None = None) -> torch.Tensor:
+        key = (path, view, like)
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        img = preprocess.load_view(path, view, like)
+        self.items[key] = img
         if len(self.items) > self.capacity:
             self.items.popitem(last=False)
         return img
 
 
-def describe_evaluation(metrics: Mapping[str, Metric], size: int | None) -> str:
-    """The resize/normalisation convention of this evaluation, as one line for the results files."""
-    return preprocess.describe(size, {name: m.describe_input() for name, m in metrics.items() if m.describe_input()})
+def describe_evaluation(metrics: Mapping[str, Metric], views: Mapping[str, View] | None = None,
+                        size: int | None = preprocess.EVAL_SIZE) -> str:
+    """Each metric's view of the files and its network's input, as one line for the results files (entries
+    separated by ' | ')."""
+    parts = []
+    for name, m in metrics.items():
+        view = (views or {}).get(name) or _default_view(size)
+        network = m.describe_input()
+        parts.append(f"{name}: {view.describe()}" + (f", {network}" if network else ""))
+    return " | ".join(["images RGB, values in [0,1]", *parts])
+
+
+def _default_view(size: int | None) -> View:
+    return View("squash", size) if size else View("none", None)
+
+
+def family_id(pair: Pair) -> str:
+    """The name a pair's style family goes by (its files, joined)."""
+    return "|".join(str(f) for f in (pair.family or ((pair.style,) if pair.style else ())))
+
+
+def _batches(chunk: Sequence[Pair], view: View, load: _ImageCache, style: bool, family: bool
+             ) -> list[tuple[list[int], PairBatch]]:
+    """The chunk's pairs as `view` loads them, split into batches of equal image shapes (a view that keeps the
+    aspect ratio or the file's own resolution gives images of several sizes)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    loaded = []
+    for i, p in enumerate(chunk):
+        out = load(p.output, view)
+        like = (int(out.shape[1]), int(out.shape[2]))
+        content = load(p.content, view, like)
+        sty = load(p.style, view) if style and p.style is not None else None
+        loaded.append((out, content, sty))
+        key = (tuple(out.shape), None if sty is None else tuple(sty.shape))
+        groups.setdefault(key, []).append(i)
+    batches = []
+    for idx in groups.values():
+        ps = [chunk[i] for i in idx]
+        styles = [loaded[i][2] for i in idx]
+        batches.append((idx, PairBatch(
+            stylized=torch.stack([loaded[i][0] for i in idx]),
+            content=torch.stack([loaded[i][1] for i in idx]),
+            style=torch.stack(styles) if styles and all(t is not None for t in styles) else None,  # type: ignore[misc]
+            style_ids=[str(p.style) if p.style is not None else family_id(p) for p in ps],
+            style_texts=[p.style_text for p in ps],
+            names=[p.name for p in ps],
+            families=[[load(f, view) for f in p.family] for p in ps] if family else None,
+            family_ids=[family_id(p) for p in ps] if family else None,
+        )))
+    return batches
 
 
 def evaluate_pairs(pairs: Sequence[Pair], metrics: Mapping[str, Metric], batch_size: int = 8, *,
-                   size: int | None = preprocess.EVAL_SIZE, method: str = "",
-                   progress: Callable[[int, int], None] | None = None) -> tuple[list[Row], Row]:
-    """Feed every pair to every metric in batches. Returns per-image rows (content, style, output and the
-    per-image metric values) and one summary row (method, n_images, each metric's aggregate, the convention)."""
+                   views: Mapping[str, View] | None = None, size: int | None = preprocess.EVAL_SIZE,
+                   method: str = "", progress: Callable[[int, int], None] | None = None) -> tuple[list[Row], Row]:
+    """Feed every pair to every metric in batches, each metric seeing the files through its view (`views[name]`;
+    a metric without one: squashed to `size`). Returns per-image rows (content, style, output and the per-image
+    metric values) and one summary row (method, n_images, each metric's aggregate, the convention).
+    Pairs are fed family by family (their style features are computed once and kept); rows keep the given order."""
     for m in metrics.values():
         m.reset()
-    load_out = _ImageCache(size, capacity=1)
-    load_ref = _ImageCache(size)
+    by_view: dict[View, list[str]] = {}
+    for name in metrics:
+        by_view.setdefault((views or {}).get(name) or _default_view(size), []).append(name)
+    load = _ImageCache()
     rows: list[Row] = [{"content": p.content_stem, "style": p.style_stem, "output": str(p.output)} for p in pairs]
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        batch = PairBatch(
-            stylized=torch.stack([load_out(p.output) for p in chunk]),
-            content=torch.stack([load_ref(p.content) for p in chunk]),
-            style=torch.stack([load_ref(p.style) for p in chunk]),
-            style_ids=[str(p.style) for p in chunk],
-            style_texts=[p.style_text for p in chunk],
-            names=[p.name for p in chunk],
-        )
-        for name, metric in metrics.items():
-            values = metric.update(batch)
-            if values is not None:
-                for row, v in zip(rows[start:start + len(chunk)], values.tolist()):
-                    row[name] = v
+    order = sorted(range(len(pairs)), key=lambda i: (family_id(pairs[i]), i))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        chunk = [pairs[i] for i in idx]
+        for view, names in by_view.items():
+            style = any(metrics[n].needs_style for n in names)
+            family = any(metrics[n].needs_family for n in names)
+            for sub, batch in _batches(chunk, view, load, style, family):
+                for name in names:
+                    values = metrics[name].update(batch)
+                    if values is not None:
+                        for j, v in zip(sub, values.tolist()):
+                            rows[idx[j]][name] = v
         done = start + len(chunk)
         log.info("evaluated %d/%d outputs", done, len(pairs))
         if progress is not None:
@@ -82,7 +134,7 @@ def evaluate_pairs(pairs: Sequence[Pair], metrics: Mapping[str, Metric], batch_s
         if isinstance(metric, ArtFID):
             for part, value in metric.components().items():
                 summary[f"{name}.{part}"] = value
-    summary["preprocess"] = describe_evaluation(metrics, size)
+    summary["preprocess"] = describe_evaluation(metrics, views, size)
     return rows, summary
 
 
@@ -119,8 +171,8 @@ def _atomic_write(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> Pa
 
 
 def write_metrics_csv(path: str | Path, rows: Sequence[Row]) -> Path:
-    """Per-image values: (method,) content, style, output, then one column per per-image metric."""
-    first = (("method",) if any("method" in r for r in rows) else ()) + ("content", "style", "output")
+    """Per-image values: (method, protocol,) content, style, output, then one column per per-image metric."""
+    first = tuple(k for k in ("method", "protocol") if any(k in r for r in rows)) + ("content", "style", "output")
     return _atomic_write(Path(path), rows, _columns(rows, first))
 
 
@@ -129,17 +181,23 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def write_summary_csv(path: str | Path, summaries: Sequence[Row], merge: bool = True) -> Path:
-    """One row per method. With `merge`, rows already in the file for other methods are kept and a method
-    evaluated again replaces its old row, so evaluating methods one at a time builds up one table."""
+def _summary_key(row: Mapping[str, object]) -> tuple[str, str, str]:
+    return str(row.get("method", "")), str(row.get("protocol", "") or ""), str(row.get("source", "") or "")
+
+
+def write_summary_csv(path: str | Path, summaries: Sequence[Row], merge: bool = True,
+                      order: Sequence[str] = ("method", "n_images")) -> Path:
+    """One row per method (and protocol, and source: measured or published). With `merge`, rows already in the
+    file under other keys are kept and a row evaluated again replaces its old one, so evaluating methods one at
+    a time builds up one table. Columns: `order` first (those present), the rest as found, `preprocess` last."""
     path = Path(path)
     rows: list[Row] = []
-    new = {str(s.get("method", "")) for s in summaries}
+    new = {_summary_key(s) for s in summaries}
     if merge and path.is_file():
-        rows = [dict(r) for r in read_csv(path) if r.get("method", "") not in new]
+        rows = [dict(r) for r in read_csv(path) if _summary_key(r) not in new]
     rows += [dict(s) for s in summaries]
-    first = ("method", "n_images")
-    cols = _columns(rows, first)
+    found = _columns(rows, ())
+    cols = [c for c in order if c in found] + [c for c in found if c not in order]
     cols = [c for c in cols if c != "preprocess"] + (["preprocess"] if "preprocess" in cols else [])
     return _atomic_write(path, rows, cols)
 

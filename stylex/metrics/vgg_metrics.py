@@ -1,10 +1,14 @@
 """The VGG19 metrics: CFSD (content structure), Gram loss and the block style score (style).
 
-All three take the VGG19 as an argument and see ImageNet-normalised images at the evaluation size.
+All three take the VGG19 as an argument and see the images as their protocol's view loads them. Gram loss and
+the style score compare each stylized image with its paired style image (`against='paired'`) or with every
+image of its style family (`against='family'`, as StyleGallery's Grama_simi.py does); a family's features are
+computed once and kept for the next outputs of the same family.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -12,15 +16,58 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from stylex.errors import ConfigError
-from stylex.metrics.base import PerImageMetric, module_device
+from stylex.errors import ConfigError, InputError
+from stylex.metrics.base import PairBatch, PerImageMetric, module_device
 from stylex.metrics.networks import STYLE_LAYERS, VGG19
+
+
+AGAINST = ("paired", "family")
+FAMILY_CACHE = 8  # style families whose features are kept (outputs are evaluated family by family)
 
 
 def _check(value: str, allowed: Sequence[str], key: str) -> str:
     if value not in allowed:
         raise ConfigError(f"{key}={value!r} is not one of: {', '.join(allowed)}.")
     return value
+
+
+class StyleSetMetric(PerImageMetric):
+    """A per-image style metric that compares with the paired style image or with the pair's whole family."""
+
+    needs = "style"
+
+    def __init__(self, against: str = "paired") -> None:
+        self.against = _check(against, AGAINST, f"the protocol's {self.name}.against")
+        self.needs_style, self.needs_family = against == "paired", against == "family"
+        self._families: OrderedDict[str, object] = OrderedDict()
+        super().__init__()
+
+    def family_features(self, family_id: str, images: Sequence[Tensor], compute: Callable[[], object]) -> object:
+        """compute() once per family (a few kept, least recently used first out)."""
+        if family_id in self._families:
+            self._families.move_to_end(family_id)
+            return self._families[family_id]
+        value = compute()
+        self._families[family_id] = value
+        if len(self._families) > FAMILY_CACHE:
+            self._families.popitem(last=False)
+        return value
+
+    def score_family(self, stylized: Tensor, family_id: str, family: Sequence[Tensor]) -> Tensor:
+        """The value [] of one stylized image [1,3,H,W] against its family's images."""
+        raise NotImplementedError
+
+    def update(self, batch: PairBatch) -> Tensor:
+        if self.against == "paired":
+            return super().update(batch)
+        if batch.families is None or batch.family_ids is None:
+            raise InputError(f"the {self.name} metric compares with each output's style family, but none was "
+                             f"given; pass the style folder.")
+        with torch.no_grad():
+            vals = torch.stack([self.score_family(batch.stylized[i:i + 1], fid, fam).double().cpu().reshape(())
+                                for i, (fid, fam) in enumerate(zip(batch.family_ids, batch.families))])
+        self.values.append(vals)
+        return vals
 
 
 # ---------------------------------------------------------------------------------------------- CFSD
@@ -41,7 +88,7 @@ def patch_similarity_kl(content: Tensor, stylized: Tensor, mode: str = "default"
     elif mode == "official":
         fc, fs = fc / c, fs / c
     else:
-        raise ConfigError(f"metrics.cfsd.mode={mode!r} is not one of: default, official.")
+        raise ConfigError(f"the protocol's cfsd.mode={mode!r} is not one of: default, official.")
     n = fc.shape[1]
     total = torch.zeros((), dtype=torch.float64, device=fc.device)
     for r0 in range(0, n, chunk):
@@ -67,11 +114,11 @@ class CFSD(PerImageMetric):
     def __init__(self, vgg: VGG19, layer: str = "relu3_1", mode: str = "default", temperature: float = 1.0,
                  chunk: int = 512) -> None:
         self.vgg, self.layer, self.temperature, self.chunk = vgg.eval(), layer, temperature, chunk
-        self.mode = _check(mode, ("default", "official"), "metrics.cfsd.mode")
+        self.mode = _check(mode, ("default", "official"), "the protocol's cfsd.mode")
         super().__init__()
 
     def describe_input(self) -> str:
-        return f"VGG19 {self.layer} at the evaluation size, ImageNet mean/std ({self.mode} CFSD)"
+        return f"VGG19 {self.layer}, ImageNet mean/std ({self.mode} CFSD)"
 
     def score(self, stylized: Tensor, reference: Tensor) -> Tensor:
         dev = module_device(self.vgg)
@@ -102,44 +149,54 @@ def split_blocks(images: Tensor, grid: int | None = None, block: int | None = No
     return x.permute(0, 2, 4, 1, 3, 5).reshape(b, ny * nx, ch, bh, bw)
 
 
-class GramLoss(PerImageMetric):
+class GramLoss(StyleSetMetric):
     """Σ_layers ‖G_l(stylized) − G_l(style)‖₁ (sum of absolute entries), G = F·Fᵀ/(c·h·w), VGG19 relu1_1…relu5_1.
 
-    `mode='official'` is StyleGallery's eval/Grama_simi.py: no ImageNet normalisation, 128x128 tiles, one
-    layer (the output of the whole VGG19 `features`, pool5), each stylized tile's L1 Gram distance to its
-    nearest style tile, averaged over tiles.
+    `mode='official'` is StyleGallery's eval/Grama_simi.py: no ImageNet normalisation, 128x128 tiles (only whole
+    tiles), one layer (the output of the whole VGG19 `features`, pool5), each stylized tile's L1 Gram distance to
+    its nearest style tile, averaged over tiles. `against='family'`: the style tiles of every image of the pair's
+    family (Grama_simi.py), or in the default mode the nearest family image.
     """
 
     name = "gram"
     higher_is_better = False
-    needs = "style"
 
     def __init__(self, vgg: VGG19, layers: Sequence[str] = STYLE_LAYERS, mode: str = "default",
-                 block_size: int = 128) -> None:
+                 block_size: int = 128, against: str = "paired") -> None:
         self.vgg, self.layers, self.block_size = vgg.eval(), tuple(layers), block_size
-        self.mode = _check(mode, ("default", "official"), "metrics.gram.mode")
-        super().__init__()
+        self.mode = _check(mode, ("default", "official"), "the protocol's gram.mode")
+        super().__init__(against)
 
     def describe_input(self) -> str:
+        against = "nearest tile of the style family" if self.against == "family" else "nearest tile of the style"
         if self.mode == "official":
-            return f"VGG19 pool5 on {self.block_size}x{self.block_size} tiles, [0,1] input (official Gram)"
-        return f"VGG19 {','.join(self.layers)} at the evaluation size, ImageNet mean/std"
+            return f"VGG19 pool5 on {self.block_size}x{self.block_size} tiles, [0,1] input, {against} (official Gram)"
+        versus = "the nearest family image" if self.against == "family" else "the paired style"
+        return f"VGG19 {','.join(self.layers)}, ImageNet mean/std, vs {versus}"
+
+    def grams(self, images: Tensor) -> Tensor:
+        """[B, 3, H, W] -> [B, n, c²]: the Gram matrices this mode compares (n = tiles, or 1 per layer set)."""
+        dev = module_device(self.vgg)
+        images = images.to(dev)
+        if self.mode == "official":
+            tiles = split_blocks(images, block=self.block_size)
+            b, n = tiles.shape[:2]
+            return gram(self.vgg(tiles.flatten(0, 1), ["pool5"], normalize=False)["pool5"]).reshape(b, n, -1)
+        feats = self.vgg(images, self.layers)
+        return torch.cat([gram(feats[l]).flatten(1) for l in self.layers], dim=1).unsqueeze(1)
+
+    def distance(self, gx: Tensor, gy: Tensor) -> Tensor:
+        """[n_x, d] stylized vs [n_y, d] style grams -> the metric: mean over x of the L1 to the nearest y."""
+        return torch.cdist(gx.double().unsqueeze(0), gy.double().unsqueeze(0), p=1)[0].min(dim=1).values.mean()
 
     def score(self, stylized: Tensor, reference: Tensor) -> Tensor:
-        dev = module_device(self.vgg)
-        x, y = stylized.to(dev), reference.to(dev)
-        if self.mode == "official":
-            return self._official(x, y)
-        fx, fy = self.vgg(x, self.layers), self.vgg(y, self.layers)
-        return sum((gram(fx[l]) - gram(fy[l])).abs().sum(dim=(1, 2)) for l in self.layers)  # type: ignore[return-value]
+        gx, gy = self.grams(stylized), self.grams(reference)
+        return torch.stack([self.distance(a, b) for a, b in zip(gx, gy)])
 
-    def _official(self, x: Tensor, y: Tensor) -> Tensor:
-        bx, by = split_blocks(x, block=self.block_size), split_blocks(y, block=self.block_size)
-        b, n = bx.shape[:2]
-        gx = gram(self.vgg(bx.flatten(0, 1), ["pool5"], normalize=False)["pool5"]).reshape(b, n, -1)
-        gy = gram(self.vgg(by.flatten(0, 1), ["pool5"], normalize=False)["pool5"]).reshape(b, by.shape[1], -1)
-        dist = torch.cdist(gx.double(), gy.double(), p=1)  # [b, n_stylized, n_style]
-        return dist.min(dim=2).values.mean(dim=1)
+    def score_family(self, stylized: Tensor, family_id: str, family: Sequence[Tensor]) -> Tensor:
+        ref = self.family_features(family_id, family,
+                                   lambda: torch.cat([self.grams(img.unsqueeze(0))[0] for img in family]))
+        return self.distance(self.grams(stylized)[0], ref)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------- style score
@@ -152,7 +209,7 @@ def hungarian_mean(similarity: np.ndarray) -> tuple[float, np.ndarray]:
     return float(similarity[rows, cols].mean()), perm
 
 
-class StyleScore(PerImageMetric):
+class StyleScore(StyleSetMetric):
     """Block style similarity (StyleGallery's "Style" column); higher is better, at most 1.
 
     Both images are cut into a grid x grid of blocks (default 4x4: 128² blocks at 512²). Each block goes through
@@ -161,40 +218,59 @@ class StyleScore(PerImageMetric):
     StyleGallery's VGG_simi.py helpers). Similarity of a stylized block to a style block = the cosine of their
     descriptors averaged over layers; the Hungarian assignment (one style block per stylized block, maximised)
     makes the stylized image cover the style's variety instead of copying one patch; the score is the mean
-    matched similarity.
+    matched similarity. `against='family'`: the blocks of every image of the pair's family are the candidates
+    (each stylized block still gets its own one).
     """
 
     name = "style_score"
     higher_is_better = True
-    needs = "style"
 
-    def __init__(self, vgg: VGG19, grid: int = 4, layers: Sequence[str] = STYLE_LAYERS, pool: str = "mean") -> None:
+    def __init__(self, vgg: VGG19, grid: int = 4, layers: Sequence[str] = STYLE_LAYERS, pool: str = "mean",
+                 against: str = "paired") -> None:
         if grid < 1:
-            raise ConfigError(f"metrics.style_score.grid={grid} must be at least 1.")
+            raise ConfigError(f"the protocol's style_score.grid={grid} must be at least 1.")
         self.vgg, self.grid, self.layers = vgg.eval(), grid, tuple(layers)
-        self.pool = _check(pool, ("mean", "flatten"), "metrics.style_score.pool")
-        super().__init__()
+        self.pool = _check(pool, ("mean", "flatten"), "the protocol's style_score.pool")
+        super().__init__(against)
 
     def describe_input(self) -> str:
+        versus = "the style family's blocks" if self.against == "family" else "the paired style's blocks"
         return (f"VGG19 {','.join(self.layers)} on a {self.grid}x{self.grid} grid of blocks, ImageNet mean/std, "
-                f"{self.pool}-pooled, Hungarian-matched")
+                f"{self.pool}-pooled, Hungarian-matched to {versus}")
+
+    @torch.no_grad()
+    def descriptors(self, images: Tensor) -> list[Tensor]:
+        """[B, 3, H, W] -> per layer [B, n, d_layer]: each block's unit descriptor (n = grid²)."""
+        dev = module_device(self.vgg)
+        blocks = split_blocks(images.to(dev), self.grid)
+        b, n = blocks.shape[:2]
+        feats = self.vgg(blocks.flatten(0, 1), self.layers)
+        out = []
+        for layer in self.layers:
+            f = feats[layer]
+            d = f.mean(dim=(2, 3)) if self.pool == "mean" else f.flatten(1)
+            out.append(F.normalize(d.double(), dim=1).reshape(b, n, -1))
+        return out
+
+    @staticmethod
+    def _mean_similarity(dx: Sequence[Tensor], dy: Sequence[Tensor]) -> Tensor:
+        """Block-to-block cosines averaged over layers: [..., n_x, n_y]."""
+        return sum(a @ b.transpose(-1, -2) for a, b in zip(dx, dy)) / len(dx)  # type: ignore[return-value]
 
     @torch.no_grad()
     def similarity(self, stylized: Tensor, style: Tensor) -> Tensor:
         """[B, n, n] block-to-block similarities (n = grid²), averaged over layers."""
-        dev = module_device(self.vgg)
-        bx, by = split_blocks(stylized.to(dev), self.grid), split_blocks(style.to(dev), self.grid)
-        b, n = bx.shape[:2]
-        feats = self.vgg(torch.cat([bx.flatten(0, 1), by.flatten(0, 1)]), self.layers)
-        sim = torch.zeros(b, n, n, dtype=torch.float64, device=dev)
-        for layer in self.layers:
-            f = feats[layer]
-            d = f.mean(dim=(2, 3)) if self.pool == "mean" else f.flatten(1)
-            d = F.normalize(d.double(), dim=1)
-            dx, dy = d[: b * n].reshape(b, n, -1), d[b * n:].reshape(b, n, -1)
-            sim += dx @ dy.transpose(1, 2)
-        return sim / len(self.layers)
+        return self._mean_similarity(self.descriptors(stylized), self.descriptors(style))
 
     def score(self, stylized: Tensor, reference: Tensor) -> Tensor:
         sims = self.similarity(stylized, reference).cpu().numpy()
         return torch.tensor([hungarian_mean(s)[0] for s in sims], dtype=torch.float64)
+
+    def score_family(self, stylized: Tensor, family_id: str, family: Sequence[Tensor]) -> Tensor:
+        def blocks() -> list[Tensor]:  # per layer [n_family_blocks, d]: every family image's blocks
+            per_image = [self.descriptors(img.unsqueeze(0)) for img in family]
+            return [torch.cat([d[k][0] for d in per_image]) for k in range(len(self.layers))]
+
+        ref = self.family_features(family_id, family, blocks)
+        sim = self._mean_similarity([d[0] for d in self.descriptors(stylized)], ref)  # type: ignore[arg-type]
+        return torch.tensor(hungarian_mean(sim.cpu().numpy())[0], dtype=torch.float64)

@@ -14,10 +14,10 @@ from tests.conftest import write_image
 from tests.e2e.cli import run_cli
 
 
-def fake_run(root: Path) -> tuple[Path, Path, Path]:
+def fake_run(root: Path, method: str = "fake", run: str = "run") -> tuple[Path, Path, Path]:
     """contents (cat, dog) x styles (wave, stars) -> run/images/{c}__{s}.png with sidecars, as stylex.run writes
     them, plus the overlay images a StyleGallery run puts beside each output."""
-    contents, styles, images = root / "photos", root / "paintings", root / "run" / "images"
+    contents, styles, images = root / "photos", root / "paintings", root / run / "images"
     c_files = [write_image(contents / "cat.png", (96, 64), seed=1), write_image(contents / "dog.jpg", (64, 96), seed=2)]
     s_files = [write_image(styles / "wave.png", (80, 80), seed=3), write_image(styles / "stars.png", (100, 70), seed=4)]
     for i, c in enumerate(c_files):
@@ -25,11 +25,11 @@ def fake_run(root: Path) -> tuple[Path, Path, Path]:
             name = f"{c.stem}__{s.stem}"
             write_image(images / f"{name}.png", (64, 64), seed=10 + 2 * i + j)
             (images / f"{name}.json").write_text(json.dumps({
-                "name": name, "method": "fake", "content": {"path": str(c), "sha256_16": file_digest(c)},
+                "name": name, "method": method, "content": {"path": str(c), "sha256_16": file_digest(c)},
                 "styles": [{"path": str(s), "sha256_16": file_digest(s)}]}))
             write_image(images / f"{name}.regions-content.png", (64, 64), seed=99)
             write_image(images / f"{name}.attention-{s.stem}.png", (64, 64), seed=98)
-    return root / "run", contents, styles
+    return root / run, contents, styles
 
 
 @pytest.mark.slow
@@ -40,7 +40,8 @@ def test_evaluate_writes_tables_and_grid(tmp_path: Path) -> None:
                      "logger=none", f"hydra.run.dir={out}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
-    assert "Evaluation convention: images RGB, squashed to 128x128" in log
+    assert "fake: protocol stylegallery (protocol=auto: 'fake' is none of" in log
+    assert "Evaluation convention: protocol stylegallery | images RGB" in log
 
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [(r["method"], r["content"], r["style"]) for r in rows] == [
@@ -49,13 +50,21 @@ def test_evaluate_writes_tables_and_grid(tmp_path: Path) -> None:
         assert 0 <= float(r["lpips"]) <= 1 and -1 <= float(r["dino"]) <= 1 and float(r["gram"]) >= 0, r
         assert all(math.isfinite(float(r[k])) for k in ("style_score", "cfsd", "clip_i", "clip_t"))
 
-    (summary,) = list(csv.DictReader((out / "summary.csv").open()))
-    assert summary["method"] == "fake" and summary["n_images"] == "4" and summary["outputs"] == str(run / "images")
+    summary, *published = list(csv.DictReader((out / "summary.csv").open()))
+    assert (summary["method"], summary["protocol"], summary["source"]) == ("fake", "stylegallery", "measured")
+    assert summary["n_images"] == "4" and summary["outputs"] == str(run / "images")
+    assert list(summary)[:9] == ["method", "protocol", "source", "n_images", "style_score", "gram", "fid", "lpips",
+                                 "artfid"]  # the StyleGallery table's published order
+    assert [(r["method"], r["artfid"]) for r in published] == [("StyleID", "28.973"), ("AD", "26.207"),
+                                                                ("StyleGallery", "24.536")]
     assert float(summary["fid"]) >= 0 and float(summary["artfid"]) >= 1
+    assert float(summary["artfid"]) == pytest.approx((1 + float(summary["lpips"])) * (1 + float(summary["fid"])),
+                                                     rel=1e-6)
     assert float(summary["lpips"]) == pytest.approx(sum(float(r["lpips"]) for r in rows) / 4, rel=1e-5)
-    assert "squashed to 128x128" in summary["preprocess"] and "clip_t texts" in summary["preprocess"]
+    assert "gram: shorter side to 128" in summary["preprocess"] and "clip_t texts" in summary["preprocess"]
     tables = (out / "summary.md").read_text()
-    assert "## StyleGallery table" in tables and "## HAM table" in tables and "| fake | 4 |" in tables
+    assert "## StyleGallery table (protocol `stylegallery`)" in tables and "| fake | 4 |" in tables
+    assert "| *StyleGallery (published)* |  | *0.5337* | *13.519* | *16.889* | *0.3716* | *24.536* |" in tables
 
     grid = Image.open(out / "grid.png")
     assert grid.size == (128 + 2 * 128, 18 + 16 + 128 + 2 * (128 + 16))  # input thumbnails + 2 x 2 outputs
@@ -97,3 +106,32 @@ def test_missing_weights_exit_2_naming_the_metric_and_key(tmp_path: Path, capsys
     assert "the `gram` metric cannot be computed" in err and "VGG19" in err and str(missing) in err
     assert "`metrics.weights.vgg19=/path/to/vgg19-dcbb9e9d.pth`" in err and "debug=smoke" in err
     assert not (tmp_path / "eval" / "metrics.csv").exists()
+
+
+def test_auto_protocol_follows_each_method(tmp_path: Path) -> None:
+    """In process: an AD run and a HAM run evaluated together are each scored under their paper's protocol;
+    protocol=stylex puts both under stylex's own, beside the rows already there."""
+    from hydra import compose, initialize_config_dir
+
+    from stylex.data.samples import register_resolvers
+    from stylex.metrics.evaluation import run_evaluation
+
+    ad, contents, styles = fake_run(tmp_path, "ad", "ad_run")
+    ham, _, _ = fake_run(tmp_path, "ham", "ham_run")
+    register_resolvers()
+    base = [f"outputs=[{ad},{ham}]", f"contents={contents}", f"styles={styles}", "logger=none", "debug=smoke",
+            f"paths.output_dir={tmp_path / 'eval'}", "metrics.names=[lpips,fid,artfid,dino]", "grid.enabled=false"]
+    with initialize_config_dir(str(Path(__file__).parents[2] / "configs"), version_base="1.3"):
+        auto, own = compose("evaluate", overrides=base), compose("evaluate", overrides=[*base, "protocol=stylex"])
+    assert run_evaluation(auto).protocols == {"ad": "stylegallery", "ham": "ham"}
+    run_evaluation(own)
+    rows = list(csv.DictReader((tmp_path / "eval" / "summary.csv").open()))
+    assert {(r["method"], r["protocol"]) for r in rows if r["source"] == "measured"} == {
+        ("ad", "stylegallery"), ("ham", "ham"), ("ad", "stylex"), ("ham", "stylex")}
+    assert {r["method"] for r in rows if r["source"].startswith("published")} == {"StyleID", "AD", "StyleGallery",
+                                                                                 "HAM"}
+    tables = (tmp_path / "eval" / "summary.md").read_text()
+    for title in ("StyleGallery table (protocol `stylegallery`)", "HAM table (protocol `ham`)",
+                  "StyleGallery table (protocol `stylex`)", "HAM table (protocol `stylex`)"):
+        assert f"## {title}" in tables
+    assert "dino: shorter side to 128, aspect kept (PIL bicubic), centre crop 128" in tables  # ham, smoke-capped

@@ -15,6 +15,7 @@ from stylex.errors import ConfigError, InputError, WeightsError
 from stylex.metrics import evaluation as ev
 from stylex.metrics.factory import DEFAULT_WEIGHTS, METRICS, build_metrics
 from stylex.metrics.pairing import describe_location, index_images, pair_outputs
+from stylex.metrics.protocol import Protocol
 from stylex.metrics.report import read_csv
 
 REPO = Path(__file__).parents[3]
@@ -100,10 +101,37 @@ def test_the_same_method_in_two_folders_is_told_apart(tmp_path: Path) -> None:
         ev.collect_all([one, two], c, s, method_names=["x"])
 
 
-def test_gallery_outputs_made_against_many_styles_are_refused(tmp_path: Path) -> None:
-    run, c, s = _run(tmp_path, styles_per_output=2)
-    with pytest.raises(InputError, match=r"2 style references at once.*data.pairing=product"):
-        ev.collect(run, c, s)
+def test_gallery_outputs_pair_with_the_family_they_were_made_against(tmp_path: Path) -> None:
+    _, c, s = _run(tmp_path)
+    images = tmp_path / "gallery" / "images"
+    for content in ("cat", "dog"):  # data.pairing=gallery: {content}__{styles folder}.png, all styles in the sidecar
+        _img(images / f"{content}__style.png", 6)
+    (group,) = ev.collect(images, c, s)
+    assert [(p.content_stem, p.style_stem, p.style) for p in group.pairs] == [("cat", "style", None),
+                                                                             ("dog", "style", None)]
+    assert group.pairs[0].family == (s / "hokusai.png", s / "monet.png")
+    metrics = build_metrics(["lpips", "fid", "gram"], smoke=True)
+    assert list(ev.usable_metrics(group, metrics)) == ["lpips"]  # no one style image to compare with
+    family_gram = build_metrics(["gram"], smoke=True, options={"gram": {"against": "family"}})
+    assert list(ev.usable_metrics(group, family_gram)) == ["gram"]
+
+
+def test_family_subfolders(tmp_path: Path) -> None:
+    c = tmp_path / "content"
+    _img(c / "cat.png")
+    styles = tmp_path / "style"
+    monet = [_img(styles / "Monet" / f"m{i}.png", i) for i in range(3)]
+    loose = _img(styles / "loose.png", 9)
+    out = tmp_path / "out"
+    for name in ("cat__m1", "cat__loose", "cat__Monet"):
+        _img(out / f"{name}.png")
+    pairs = {p.style_stem: p for p in pair_outputs(out, c, styles)}
+    assert pairs["m1"].style == monet[1] and pairs["m1"].family == tuple(monet)  # one image of a family
+    assert pairs["loose"].family == (loose,)  # directly in the styles folder: a family of one
+    assert pairs["Monet"].style is None and pairs["Monet"].family == tuple(monet)  # made against the family
+    _img(styles / "Monet.png")
+    with pytest.raises(InputError, match="both an image and a family folder"):
+        pair_outputs(out, c, styles)
 
 
 def test_outputs_made_from_other_images_with_the_same_names_are_refused(tmp_path: Path) -> None:
@@ -129,13 +157,27 @@ def test_unpairable_outputs_point_at_the_folders_in_their_sidecars(tmp_path: Pat
 def test_markdown_table_marks_the_best_value_per_direction() -> None:
     rows = [{"method": "a", "n_images": 2, "lpips": 0.5, "dino": 0.7, "fid": "nan"},
             {"method": "b", "n_images": 2, "lpips": 0.4, "dino": 0.6, "fid": "nan"}]
-    table = ev.markdown_table(rows, ["lpips", "dino", "fid"])
+    table = ev.markdown_table(rows, ["lpips", "dino", "fid"], published=[{"method": "P", "lpips": 0.1}])
     assert table.splitlines()[0] == "| method | n | LPIPS ↓ | DINO ↑ |"  # fid: no values, no column
     assert "| a | 2 | 0.5000 | **0.7000** |" in table and "| b | 2 | **0.4000** | 0.6000 |" in table
-    doc = ev.summary_markdown([{**rows[0], "cfsd": 0.1, "preprocess": "squashed"}])
-    assert "## StyleGallery table" in doc and "## HAM table" in doc and "## Other metrics" in doc
-    assert doc.rstrip().endswith("Evaluation convention: squashed")
-    assert set(ev.HIGHER_IS_BETTER) == set(METRICS) and ev.HIGHER_IS_BETTER["style_score"]
+    assert table.splitlines()[-1] == "| *P (published)* |  | *0.1* |  |"  # never bold: another benchmark
+
+
+def test_summary_markdown_per_protocol_in_the_published_order() -> None:
+    sg = Protocol.from_config({"name": "sg", "about": "as the paper", "tables": [
+        {"title": "T", "columns": ["fid", "lpips"], "published": {"source": "Paper", "rows": {"X": {"fid": 9.5}}}}]})
+    rows = [{"method": "a", "protocol": "sg", "source": "measured", "n_images": 2, "lpips": 0.5, "fid": 3.0,
+             "cfsd": 0.1, "preprocess": "protocol sg | lpips: own resolution"},
+            {"method": "a", "protocol": "other", "source": "measured", "n_images": 2, "dino": 0.7},
+            *ev.published_rows(sg)]
+    doc = ev.summary_markdown(rows, {"sg": sg})
+    assert "## T (protocol `sg`)\n\nPublished rows: Paper;" in doc
+    table = "| method | n | FID ↓ | LPIPS ↓ |\n|---|---|---|---|\n| a | 2 | 3.0000 | 0.5000 |\n| *X (published)* |"
+    assert table in doc
+    assert "## Other metrics (protocol `sg`)" in doc and "Protocol `sg`: as the paper." in doc
+    assert "Evaluation convention:\n\n- protocol sg\n- lpips: own resolution" in doc
+    assert "## Metrics (protocol `other`)" in doc  # a protocol this run does not define: every metric
+    assert ev.published_rows(sg) == [{"method": "X", "protocol": "sg", "source": "published: Paper", "fid": 9.5}]
 
 
 def test_grid_selection_caps_contents_and_styles(tmp_path: Path) -> None:
@@ -146,17 +188,31 @@ def test_grid_selection_caps_contents_and_styles(tmp_path: Path) -> None:
 
 
 def test_results_merge_across_evaluations(tmp_path: Path) -> None:
-    def rows(method: str, value: float) -> tuple[list[dict], list[dict]]:
-        per_image = [{"method": method, "content": "c", "style": "s", "output": "o.png", "lpips": value}]
-        return per_image, [{"method": method, "n_images": 1, "lpips": value, "preprocess": "p"}]
+    sg = Protocol.from_config({"name": "sg", "tables": [
+        {"title": "T", "columns": ["lpips", "fid"], "published": {"source": "Paper", "rows": {"X": {"lpips": 0.9}}}}]})
 
-    files = ev.write_results(tmp_path, *rows("a", 0.1), grid=Image.new("RGB", (4, 4)))
-    ev.write_results(tmp_path, *rows("b", 0.2), grid=None)
-    ev.write_results(tmp_path, *rows("a", 0.3), grid=None)  # evaluated again: replaces its rows
-    assert {r["method"]: float(r["lpips"]) for r in read_csv(files["metrics"])} == {"b": 0.2, "a": 0.3}
-    assert {r["method"]: float(r["lpips"]) for r in read_csv(files["summary"])} == {"b": 0.2, "a": 0.3}
-    assert list(read_csv(files["metrics"])[0])[:4] == ["method", "content", "style", "output"]
-    assert "| a | 1 | 0.3000 |" in files["tables"].read_text() and files["grid"].is_file()
+    def rows(method: str, value: float, protocol: str = "sg") -> tuple[list[dict], list[dict]]:
+        per_image = [{"method": method, "protocol": protocol, "content": "c", "style": "s", "output": "o.png",
+                      "lpips": value}]
+        return per_image, [{"method": method, "protocol": protocol, "source": "measured", "n_images": 1,
+                            "lpips": value, "fid": 2.0, "cfsd": 0.3, "preprocess": "p"}]
+
+    files = ev.write_results(tmp_path, *rows("a", 0.1), grid=Image.new("RGB", (4, 4)), protocols={"sg": sg})
+    ev.write_results(tmp_path, *rows("b", 0.2), grid=None, protocols={"sg": sg})
+    ev.write_results(tmp_path, *rows("a", 0.3), grid=None, protocols={"sg": sg})  # evaluated again: replaces
+    ev.write_results(tmp_path, *rows("a", 0.4, "own"), grid=None, protocols={"sg": sg})  # another protocol: kept
+    key = lambda r: (r["method"], r["protocol"], r.get("source", ""))  # noqa: E731
+    assert {key(r): float(r["lpips"]) for r in read_csv(files["metrics"])} == {
+        ("b", "sg", ""): 0.2, ("a", "sg", ""): 0.3, ("a", "own", ""): 0.4}
+    summary = read_csv(files["summary"])
+    assert {key(r): float(r["lpips"]) for r in summary} == {
+        ("b", "sg", "measured"): 0.2, ("a", "sg", "measured"): 0.3, ("a", "own", "measured"): 0.4,
+        ("X", "sg", "published: Paper"): 0.9}  # the published row once
+    assert list(summary[0]) == ["method", "protocol", "source", "n_images", "lpips", "fid", "cfsd", "preprocess"]
+    assert list(read_csv(files["metrics"])[0])[:5] == ["method", "protocol", "content", "style", "output"]
+    tables = files["tables"].read_text()
+    assert "| a | 1 | 0.3000 | **2.0000** |" in tables and "| *X (published)* |  | *0.9* |  |" in tables
+    assert files["grid"].is_file()
 
 
 # ---------------------------------------------------------------------------------------------- config and factory
@@ -175,7 +231,8 @@ def eval_cfg():  # type: ignore[no-untyped-def]
 def test_config_defaults_are_the_factory_defaults(eval_cfg) -> None:  # type: ignore[no-untyped-def]
     assert dict(eval_cfg.metrics.weights) == DEFAULT_WEIGHTS
     assert list(eval_cfg.metrics.names) == list(METRICS)
-    assert eval_cfg.tiny_models is True and eval_cfg.metrics.smoke_size < eval_cfg.metrics.size
+    assert eval_cfg.tiny_models is True and eval_cfg.metrics.smoke_size == 128
+    assert eval_cfg.protocol.name == "auto" and set(eval_cfg.protocol.by_name) == {"stylegallery", "ham", "stylex"}
     assert len(eval_cfg.contents) == 4 and len(eval_cfg.styles) == 4  # the bundled samples
 
 
@@ -183,10 +240,13 @@ def test_config_options_are_accepted_by_the_metrics(eval_cfg) -> None:  # type: 
     from omegaconf import OmegaConf
 
     options = {k: OmegaConf.to_container(eval_cfg.metrics[k]) for k in METRICS if eval_cfg.metrics.get(k)}
-    assert set(options) == {"cfsd", "gram", "style_score", "clip_t"}
-    metrics = build_metrics(["cfsd", "gram", "style_score"], smoke=True, options=options)
-    assert metrics["style_score"].grid == 4  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match=r"`metrics.gram` holds an option"):
+    assert options == {"clip_t": {"template": "{style}"}}  # the rest is the protocol's
+    for name, cfg in eval_cfg.protocol.by_name.items():
+        protocol = Protocol.from_config(cfg)
+        metrics = build_metrics(list(METRICS), smoke=True, options=options, protocol=protocol)
+        assert metrics["gram"].mode == protocol.options["gram"]["mode"], name  # type: ignore[attr-defined]
+        assert metrics["cfsd"].mode == protocol.options["cfsd"]["mode"], name  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"the options of `gram`.*do(es)? not take"):
         build_metrics(["gram"], smoke=True, options={"gram": {"no_such_option": 1}})
 
 
