@@ -55,7 +55,8 @@ def no_progress(fraction: float, text: str) -> None:
 def load_method(cfg: DictConfig) -> Any:
     """StyleGallery as `stylex.run` builds it (stage-1 cache on), its models loaded on the device a run with
     this trainer config computes on (debug=smoke: the CPU)."""
-    from stylex.pipeline import instantiate, resolve_device
+    from stylex.backbones import resolve_device
+    from stylex.pipeline import instantiate
 
     if not str(cfg.method.get("_target_", "")).endswith("StyleGallery"):
         raise ConfigError(f"the studio edits StyleGallery's regions and matches, but method is "
