@@ -201,6 +201,9 @@ def build(studio: Studio, settings: Any) -> Any:
             styles = [catalog.get(k) for k in style_keys or []]
             if state.content is None or state.content.path != content.path:
                 state.edits, state.selected = Edits(), []
+            elif not studio.gallery_mode:  # overrides naming a reference no longer chosen no longer apply
+                names = {s.name for s in styles}
+                state.edits.overrides = {r: t for r, t in state.edits.overrides.items() if t[0] in names}
             state.content, state.styles = content, styles
             state.view = analysed(state, progress)
             return shown(state, describe(state.view, state))
