@@ -72,20 +72,36 @@ class FusedLora:
         backbone.unet.requires_grad_(False)  # the adapter's parameters are frozen like the rest
         self.pipe.disable_lora()
         self.fused = False
+        self._base: dict[str, torch.Tensor] | None = None  # the adapted layers' base weights, on the CPU
         log.info("Loaded %s", what)
+
+    def adapted_layers(self) -> Iterator[tuple[str, torch.nn.Module]]:
+        """The UNet layers the LoRA changes when fused (peft's wrappers' base layers)."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        for name, module in self.backbone.unet.named_modules():
+            if isinstance(module, BaseTunerLayer):
+                yield name, module.get_base_layer()
 
     def fuse(self) -> None:
         """Merge the LoRA into the UNet's weights (no extra cost per forward)."""
         if not self.fused:
+            if self._base is None:
+                self._base = {name: layer.weight.detach().to("cpu", copy=True) for name, layer in self.adapted_layers()}
             self.pipe.enable_lora()
             self.pipe.fuse_lora(lora_scale=self.scale, adapter_names=[ADAPTER])
             self.fused = True
 
     def unfuse(self) -> None:
-        """Back to the base UNet: unmerge and switch the adapter off."""
+        """Back to the base UNet: unmerge, switch the adapter off, and put the saved base weights back, so that
+        fusing and unfusing again and again never drifts in floating point (W + ΔW − ΔW is not always W); every
+        stage 1 then runs on the very base weights and every stage 3 on the same fused ones."""
         if self.fused:
             self.pipe.unfuse_lora()
             self.pipe.disable_lora()
+            with torch.no_grad():
+                for name, layer in self.adapted_layers():
+                    layer.weight.copy_(self._base[name])
             self.fused = False
 
     @contextmanager

@@ -1,6 +1,6 @@
 """StyleGallery stage 2: region descriptors, scores against every reference region, and assignment.
 Imports only stylex.errors; stylex.gallery builds on it, never the reverse."""
-from stylex.matching.assign import Match, assign, parse_overrides
+from stylex.matching.assign import Match, assign, parse_overrides, read_overrides
 from stylex.matching.descriptors import (
     RegionDescriptors,
     circle_iou,
@@ -24,6 +24,7 @@ __all__ = [
     "match_scores",
     "min_enclosing_circle",
     "parse_overrides",
+    "read_overrides",
     "semantic_descriptors",
     "stat_descriptors",
     "stat_descriptors_official",

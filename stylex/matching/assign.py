@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from stylex.errors import ConfigError
+from stylex.errors import ConfigError, InputError
 from stylex.matching.score import ScoreTable
 
 AssignMode = Literal["many_to_one", "hungarian"]
@@ -75,6 +76,28 @@ def parse_overrides(
             raise ConfigError(f"{what} names region {region} of reference {reference}, which does not exist ({ranges})")
         parsed[content] = (reference, region)
     return parsed
+
+
+def read_overrides(path: str | Path) -> dict[str, dict[Any, Any]]:
+    """`method.matching.overrides` given as a YAML (or JSON) file holding the same mapping,
+    {content name: {content region: [reference name or index, style region]}}: plans saved by the studio are
+    read this way, so a sweep can name one file instead of nesting the mapping on the command line."""
+    import yaml
+
+    path = Path(path).expanduser()
+    what = f"method.matching.overrides={path}"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise InputError(f"{what}: the file cannot be read ({exc.strerror or exc}). Point it at a YAML file of "
+                         f"overrides, or set the mapping itself.") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{what}: not valid YAML ({exc}).") from None
+    data = {} if data is None else data
+    if not isinstance(data, Mapping) or not all(isinstance(v, Mapping) for v in data.values()):
+        raise InputError(f"{what}: expected a mapping {{content name: {{content region: [reference, region]}}}}, "
+                         f"e.g. 'astronaut: {{0: [ihc, 2]}}'.")
+    return {str(name): dict(regions) for name, regions in data.items()}
 
 
 def _as_int(x: Any) -> int:

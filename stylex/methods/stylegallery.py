@@ -22,7 +22,8 @@ from stylex.diffusion.regional_attention import (BACKENDS, LOSS_NORMS, flex_layo
                                                  zero_query_terms)
 from stylex.diffusion.schedules import optimisation_timesteps
 from stylex.errors import ConfigError, settings_from_config
-from stylex.matching import Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides
+from stylex.matching import (Match, RegionDescriptors, assign, describe_regions, match_scores, parse_overrides,
+                             read_overrides)
 from stylex.methods.base import AttentionDistillationBase, Group, Stylized, Timer, group_items, optimise_latents
 from stylex.methods.region_plan import LayerPlan, RegionPlan, layer_grid, match_rows, region_count
 from stylex.regions.extract import RegionParams, extract_regions
@@ -57,6 +58,9 @@ class MatchingParams:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "MatchingParams":
+        """`overrides` may also name a YAML file holding that mapping (as the studio saves it)."""
+        if isinstance(config.get("overrides"), (str, Path)):
+            config = {**config, "overrides": read_overrides(config["overrides"])}
         return settings_from_config(cls, config, "method.matching")
 
 

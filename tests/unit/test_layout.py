@@ -21,10 +21,11 @@ LAYERS: list[set[str]] = [
     {"methods"},
     {"callbacks", "cluster", "objective"},
     {"pipeline", "cli"},
-    {"run", "index", "evaluate", "bench", "__init__"},
+    {"studio_app"},  # the studio's page and logic: built on the run's code, imported only by stylex.studio
+    {"run", "index", "evaluate", "bench", "studio", "__init__"},
     {"__main__"},  # python -m stylex = stylex.run
 ]
-ENTRY_POINTS_AND_BASES = {"run", "index", "evaluate", "__main__", "__init__", "cli", "errors", "cache",
+ENTRY_POINTS_AND_BASES = {"run", "index", "evaluate", "studio", "__main__", "__init__", "cli", "errors", "cache",
                           "pipeline", "cluster", "objective"}
 
 

@@ -26,6 +26,24 @@ def test_random_peft_adapter_loads_fuses_and_unfuses(tmp_path):
     assert lora.describe()["source"] == str(path)
 
 
+def test_fusing_and_unfusing_again_and_again_gives_the_very_same_weights(tmp_path):
+    """W + dW - dW is not W in floating point: unfusing must restore the base weights exactly, so that a second
+    image's stage 1 (base UNet) and stage 3 (fused) compute what the first image's did."""
+    backbone = tiny_sd(seed=2)
+    lora = FusedLora(backbone, str(save_random_lora(backbone.unet, tmp_path, rank=4, seed=0)))
+    weights = lambda: {k: v.clone() for k, v in backbone.unet.state_dict().items()}  # noqa: E731
+    base = weights()
+    lora.fuse()
+    fused = weights()
+    changed = [k for k in base if not torch.equal(base[k], fused[k])]
+    assert changed, "fusing changed no weight"
+    for _ in range(3):
+        lora.unfuse()
+        assert all(torch.equal(v, base[k]) for k, v in weights().items())
+        lora.fuse()
+        assert all(torch.equal(v, fused[k]) for k, v in weights().items())
+
+
 def test_missing_adapter_is_a_weights_error(tmp_path):
     with pytest.raises(WeightsError, match="accel.lora.source"):
         FusedLora(tiny_sd(seed=2), str(tmp_path / "missing.safetensors"))
