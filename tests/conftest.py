@@ -12,7 +12,10 @@ from PIL import Image
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread per test process (and per CLI subprocess, which inherits the environment): the suite runs one process
+# per core, and on a shared machine more threads than free cores make OpenMP spin-wait (tiny-model runs 10-50x slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
