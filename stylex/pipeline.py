@@ -13,7 +13,7 @@ from stylex.errors import ConfigError, StylexError
 log = logging.getLogger("stylex")
 
 # Data settings that change which outputs exist, not what each output looks like.
-NON_RESULT_DATA_KEYS = ("content", "styles", "batch_size", "num_workers", "pairing")
+NON_RESULT_DATA_KEYS = ("content", "styles", "batch_size", "num_workers", "pairing", "on_bad_image")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -115,7 +115,7 @@ def stylize(cfg: DictConfig) -> None:
 
     from stylex.callbacks.log_config import LogConfig
     from stylex.callbacks.writer import OutputWriter
-    from stylex.data.outputs import OutputStore
+    from stylex.data.outputs import OutputStore, write_skipped
 
     if cfg.get("print_config"):
         log.info("Resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
@@ -125,20 +125,38 @@ def stylize(cfg: DictConfig) -> None:
     datamodule = instantiate(cfg.data, "data")
     datamodule.bind(store, chash)
     items = datamodule.prepare_items()
+    skipped_file = write_skipped(store.root, [(str(p), why) for p, why in datamodule.bad_inputs.items()])
     if not items:
-        log.info("Nothing to do: all %d outputs in %s are done with this config.", len(datamodule.skipped), store.images)
+        log.info("Nothing to do: all %d outputs in %s are done with this config.%s", len(datamodule.skipped),
+                 store.images, skipped_note(datamodule, skipped_file))
         return
     log.info("%d output(s) to make -> %s", len(items), store.images)
     method = instantiate(cfg.method, "method")
     callbacks = [instantiate(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
-    for callback in callbacks:
-        if isinstance(callback, OutputWriter):
-            callback.bind(store, chash)
+    writers = [callback for callback in callbacks if isinstance(callback, OutputWriter)]
+    for writer in writers:
+        writer.bind(store, chash)
     loggers = build_loggers(cfg)
     callbacks.append(LogConfig({**OmegaConf.to_container(cfg, resolve=True), "config_hash": chash}))
     trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     if trainer.world_size == 1:  # load (or fail on) the weights before Lightning opens the loggers
         method.load_models(trainer.strategy.root_device)
-    trainer.predict(method, datamodule=datamodule, return_predictions=False)
+    try:
+        trainer.predict(method, datamodule=datamodule, return_predictions=False)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit status 1; the entry point says 130
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        store.release()
     for logger in loggers:
         logger.finalize("success")
+    written = sum(writer.written for writer in writers)
+    others = f", {datamodule.left_to_others} made by another run into this folder" if datamodule.left_to_others else ""
+    log.info("Done: %d output(s) written, %d already done%s -> %s.%s", written, len(datamodule.skipped), others,
+             store.images, skipped_note(datamodule, skipped_file))
+
+
+def skipped_note(datamodule: Any, skipped_file: Any) -> str:
+    bad = len(datamodule.bad_inputs)
+    return f" {bad} unreadable input image(s) skipped, listed in {skipped_file}." if bad else ""

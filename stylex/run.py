@@ -6,7 +6,8 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from stylex.cli import guarded, run_entry
+from stylex.checks import check_config
+from stylex.cli import CONFIG_DIR, guarded, run_entry
 from stylex.data.samples import register_resolvers
 from stylex.pipeline import stylize
 
@@ -14,11 +15,17 @@ register_resolvers()
 log = logging.getLogger("stylex.run")
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="run")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="run")
 @guarded
 def main(cfg: DictConfig) -> None:
+    check_config(cfg, "run")
     stylize(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `stylex-run` console script."""
     run_entry(main, "run")
+
+
+if __name__ == "__main__":
+    cli()

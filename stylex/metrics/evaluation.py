@@ -215,6 +215,27 @@ def collect_all(outputs: Sequence[str | Path], contents: Location, styles: Locat
     return groups
 
 
+def drop_unreadable(groups: list[MethodOutputs], on_bad_image: str) -> tuple[list[MethodOutputs], dict[Path, str]]:
+    """Decode every output, content and style once before any network loads: an unreadable one stops the
+    evaluation (`on_bad_image=stop`) or its pairs are left out (`skip`); returns the groups and {file: why}."""
+    from stylex.data.images import bad_images_error, unreadable
+
+    bad = unreadable(list(dict.fromkeys(f for g in groups for p in g.pairs for f in (p.output, p.content, p.style))))
+    if not bad:
+        return groups, bad
+    if on_bad_image == "stop":
+        raise bad_images_error(bad, "on_bad_image=skip")
+    for path, reason in bad.items():
+        log.warning("Skipping %s: %s", path, reason)
+    for g in groups:
+        g.pairs = [p for p in g.pairs if not {p.output, p.content, p.style} & bad.keys()]
+    kept = [g for g in groups if g.pairs]
+    if not kept:
+        raise InputError(f"none of the outputs can be evaluated: every pair has an unreadable image (e.g. "
+                         f"{next(iter(bad))}). Nothing was written.")
+    return kept, bad
+
+
 # ---------------------------------------------------------------------------------------------- evaluating
 
 def evaluate_groups(groups: Sequence[MethodOutputs], metrics: Mapping[str, Metric], *, size: int | None,
@@ -376,6 +397,8 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
     """The evaluate command on a composed `configs/evaluate.yaml` (see it for every key)."""
     from omegaconf import OmegaConf
 
+    from stylex.data.outputs import write_skipped
+
     if OmegaConf.is_missing(cfg, "outputs") or not _as_list(cfg.outputs):
         raise ConfigError("`outputs` is not set. Point it at a run directory or a folder of "
                           "{content}__{style}.png images, e.g. `python -m stylex.evaluate "
@@ -392,6 +415,7 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
     outputs = _as_list(cfg.outputs)
     groups = collect_all(outputs, cfg.contents, cfg.styles, method_names=method_names or None,
                          check_inputs=bool(cfg.get("check_inputs", True)))
+    groups, bad = drop_unreadable(groups, str(cfg.get("on_bad_image", "stop")))
     if smoke:
         log.info("tiny_models (debug=smoke): the metrics run on small random networks; the numbers check the "
                  "wiring only")
@@ -410,9 +434,11 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
         grid = report.grid_from_pairs(grid_selection(groups, g.get("max_contents"), g.get("max_styles")),
                                       cell=int(g.get("cell", 128)))
     files = write_results(cfg.results_dir, rows, summaries, grid)
+    skipped = write_skipped(cfg.results_dir, [(str(path), why) for path, why in bad.items()])
     tables = summary_markdown(report.read_csv(files["summary"]), convention=False)
     log.info("Summary (%s):\n%s", files["summary"], tables)
-    log.info("Results: %s", ", ".join(str(p) for p in files.values()))
+    log.info("Results: %s%s", ", ".join(str(p) for p in files.values()),
+             f"; {len(bad)} unreadable image(s) skipped, listed in {skipped}" if bad else "")
     config = OmegaConf.to_container(cfg, resolve=True)
     log_results(loggers, rows, summaries, grid, convention, config)  # type: ignore[arg-type]
     return EvaluationResult(Path(cfg.results_dir), files, rows, summaries, convention)

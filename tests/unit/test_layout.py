@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"gallery"},
     {"methods"},
     {"callbacks"},
+    {"checks"},
     {"pipeline", "cli"},
     {"run", "index", "evaluate", "bench", "__init__"},
     {"__main__"},  # python -m stylex = stylex.run
