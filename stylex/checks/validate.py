@@ -59,7 +59,7 @@ def find_problems(values: Any, schema: type, path: str = "") -> list[Problem]:
     types = type_hints(schema)
     problems = [Problem(join(path, key), value, unknown_key(path, schema, fields)) for key, value in values.items()
                 if key not in fields and not getattr(schema, "OPEN", False)]
-    typed = OmegaConf.structured(schema)
+    typed = typed_node(schema)
     for name, value in values.items():
         if name not in fields or value == MISSING_VALUE:
             continue
@@ -111,6 +111,13 @@ def check_by_target(value: Any, schemas: dict[str, type], each_entry: bool, key:
 def unknown_key(path: str, schema: type, fields: dict[str, Any]) -> str:
     known = ", ".join(sorted(k for k in fields if not k.startswith("_")))
     return f"is not a setting of `{path or 'the config'}` (its settings: {known})"
+
+
+@functools.lru_cache(maxsize=None)
+def typed_node(schema: type) -> DictConfig:
+    """The schema as an OmegaConf structured config, built once: each value is assigned to its field to check its
+    type (the previous value left in a field is never read)."""
+    return OmegaConf.structured(schema)
 
 
 @functools.lru_cache(maxsize=None)

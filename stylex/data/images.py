@@ -4,6 +4,7 @@ Everything else is rejected with an `InputError` that names the file and what to
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from pathlib import Path
@@ -74,8 +75,14 @@ def visible_files(folder: Path, setting: str) -> list[Path]:
 
 def log_hidden(hidden: list[Path], folder: Path, setting: str) -> None:
     if hidden:
-        names = ", ".join(p.name for p in hidden[:5]) + (", ..." if len(hidden) > 5 else "")
-        log.info("%s: ignoring %d hidden file(s) in %s (%s)", setting, len(hidden), folder, names)
+        _log_hidden_once(str(folder), setting, tuple(p.name for p in hidden))
+
+
+@functools.lru_cache(maxsize=256)
+def _log_hidden_once(folder: str, setting: str, names: tuple[str, ...]) -> None:
+    """One line per folder, however many times a command lists it."""
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    log.info("%s: ignoring %d hidden file(s) in %s (%s)", setting, len(names), folder, shown)
 
 
 def unreadable(paths: list[Path]) -> dict[Path, str]:
