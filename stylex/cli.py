@@ -92,7 +92,8 @@ def guarded(task: F) -> F:
 
 
 def unparsable_override(argv: list[str]) -> str | None:
-    """The first command-line override Hydra's grammar refuses, if any (checked before Hydra reports it)."""
+    """The first command-line override Hydra's grammar refuses, if any (checked before Hydra reports it). A
+    word without `=` is the rest of the value before it, split by the shell: the two are returned together."""
     from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
@@ -102,20 +103,23 @@ def unparsable_override(argv: list[str]) -> str | None:
     except SystemExit:  # a malformed flag: Hydra's own usage message says more
         return None
     parser = OverridesParser.create()
-    for override in args.overrides or []:
+    overrides = args.overrides or []
+    for index, override in enumerate(overrides):
         try:
             parser.parse_overrides([override])
         except OverrideParseException:
+            if "=" not in override and index > 0 and "=" in overrides[index - 1]:
+                return f"{overrides[index - 1]} {override}"
             return override
     return None
 
 
 def quoting_hint(override: str) -> str:
     key, _, value = override.partition("=")
-    return (f"the override `{override}` cannot be parsed. Hydra reads values with spaces, accents or characters "
-            f"such as ( ) [ ] {{ }} , : = only in quotes: quote the value inside the shell's quotes, e.g. "
-            f"'{key}=\"{value.strip(chr(34) + chr(39))}\"' (the outer quotes are for the shell, the inner ones for "
-            f"Hydra).")
+    return (f"the override `{override}` cannot be parsed. A value with spaces needs quotes for the shell, and "
+            f"one with accents or characters such as ( ) [ ] {{ }} , : = needs quotes for Hydra: quote the value "
+            f"inside the shell's quotes, e.g. '{key}=\"{value.strip(chr(34) + chr(39))}\"' (the outer quotes are "
+            f"for the shell, the inner ones for Hydra).")
 
 
 def run_entry(hydra_main: Callable[[], object], command: str) -> None:

@@ -479,6 +479,8 @@ class EvaluateCommand(Command):
     metrics: Metrics = nested(Metrics)
     grid: Grid = nested(Grid)
     logger: Any = by_target(LOGGERS, each_entry=True)
+    data: Any = MISSING  # debug=smoke sets data.* and method.* for the commands that read them; evaluate does not
+    method: Any = MISSING
 
 
 @dataclass

@@ -296,8 +296,13 @@ class HAM(StyleTransferMethod):
                             self.guidance_scale, on_step)
         return out[STUDENT]
 
+    def wants_previews(self) -> bool:
+        """Branch previews cost VAE decodes: they are made in a run (saved as PNGs, shown in W&B), not when the
+        method is called on its own (benchmarks, tests)."""
+        return self.log_timesteps > 0 and self._trainer is not None
+
     def wants_wandb(self) -> bool:
-        """Whether a W&B logger will show the branch previews (they are saved as PNGs in any case)."""
+        """Whether a W&B logger will show the branch previews."""
         if self._trainer is None or not self.rank_zero:
             return False
         from lightning.pytorch.loggers import WandbLogger
@@ -309,7 +314,7 @@ class HAM(StyleTransferMethod):
         timer = Timer()
         used, style_of = first_references(group.ref_index, self.name)
         timesteps = family.timesteps(self.num_steps)
-        shown = set(evenly_spaced(list(range(len(timesteps))), self.log_timesteps)) if self.log_timesteps > 0 else set()
+        shown = set(evenly_spaced(list(range(len(timesteps))), self.log_timesteps)) if self.wants_previews() else set()
         x0s: list[tuple[Any, dict[str, Tensor]]] = []
         desc, show = self.progress(group)
         bar = tqdm(total=2 * self.num_steps, desc=desc, leave=False, disable=not show, dynamic_ncols=True)

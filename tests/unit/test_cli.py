@@ -60,7 +60,8 @@ def test_an_unexpected_error_keeps_its_traceback_in_the_log_file(run_log):
 @pytest.mark.parametrize("argv, bad", [
     (["data.content=Données/"], "data.content=Données/"),
     (["experiment=smoke", "data.styles=photos (1)/"], "data.styles=photos (1)/"),
-    (["data.content=my photos/", "--cfg", "job"], None),  # Hydra reads unquoted spaces
+    (["data.content=my", "photos/"], "data.content=my photos/"),  # the shell split an unquoted value
+    (["data.content=my photos/", "--cfg", "job"], None),  # quoted for the shell: Hydra reads the space
     (["'data.content=\"Données/\"'".strip("'")], None),
     (["-m", "method.lr=0.03,0.05"], None),
     (["--help"], None),

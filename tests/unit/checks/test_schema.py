@@ -147,9 +147,12 @@ def test_every_shipped_experiment_passes_its_schema(experiment, tmp_path):
         assert find_problems(compose_values("run", overrides, tmp_path), RunCommand) == []
 
 
-def test_every_shipped_command_config_passes_its_schema(variants):
+def test_every_shipped_command_config_passes_its_schema(variants, tmp_path):
     for command, values in variants:
         assert find_problems(values, COMMANDS[command]) == [], command
+    for command, overrides in VARIANTS:
+        smoke = compose_values(command, [*overrides, "debug=smoke"], tmp_path)
+        assert find_problems(smoke, COMMANDS[command]) == [], (command, "debug=smoke")
 
 
 def test_every_schema_setting_is_in_the_table(variants):
@@ -166,7 +169,7 @@ def test_every_schema_setting_is_in_the_table(variants):
                 rule = field.metadata.get("allowed")
                 if rule is not None and rule.predicate is not None:
                     assert field.name in BAD_FOR_PREDICATE, field.name
-    nodes = {"gallery", "backbone"}  # references to other groups, checked there
+    nodes = {"gallery", "backbone", "data", "method"}  # references to other groups, checked there
     missing = {d for d in declared - covered if d[1] not in nodes}
     assert not missing, f"schema settings no composed config holds (add a variant): {sorted(missing)}"
 
@@ -302,6 +305,7 @@ def test_choices_match_the_code_that_reads_them():
     from stylex.backbones import FAMILIES
     from stylex.backbones.sd import DTYPES
     from stylex.checks import schema
+    from stylex.data.datamodule import ON_BAD_IMAGE
     from stylex.diffusion.regional_attention import BACKENDS
     from stylex.diffusion.schedules import KINDS
     from stylex.gallery.faiss_index import DEVICES, INDEX_TYPES
@@ -320,3 +324,4 @@ def test_choices_match_the_code_that_reads_them():
     assert choices(schema.StyleGalleryMethod, "init") == INITS
     assert choices(schema.StyleGalleryMethod, "mask_mode") == MASK_MODES
     assert choices(schema.Metrics, "names") == METRICS
+    assert choices(schema.Data, "on_bad_image") == ON_BAD_IMAGE == choices(schema.EvaluateCommand, "on_bad_image")
