@@ -1,7 +1,8 @@
 """Pictures a person would rather look at than read: region overlays, attention heatmaps, match tables.
 
 Methods put raw artifacts in `Stylized.artifacts` (label maps, match rows, attention maps, ready-made pictures
-under "files"); this module turns them into the PNGs of the run's `overlays/` folder and into W&B objects. Nothing here decides anything about a method.
+under "files"); this module turns them into the PNGs of the run's `overlays/` folder and into W&B objects.
+Nothing here decides anything about a method.
 """
 from __future__ import annotations
 

@@ -31,9 +31,9 @@ def environment_problems(values: Mapping[str, Any], environ: Mapping[str, str]) 
     problems = []
     mode = environ.get("WANDB_MODE")
     if mode is not None and uses_wandb(values) and mode not in WANDB_MODES:
-        problems.append(f"WANDB_MODE={show_env(mode)} is not a W&B mode. Set it to one of {', '.join(WANDB_MODES[:3])}, "
-                        f"or unset it (`unset WANDB_MODE`): stylex then logs online with an API key and offline "
-                        f"without one. logger=none turns W&B off.")
+        problems.append(f"WANDB_MODE={show_env(mode)} is not a W&B mode. Set it to one of "
+                        f"{', '.join(WANDB_MODES[:3])}, or unset it (`unset WANDB_MODE`): stylex then logs online "
+                        f"with an API key and offline without one. logger=none turns W&B off.")
     offline = environ.get("HF_HUB_OFFLINE")
     if offline is not None and offline.strip().lower() not in BOOLEAN_WORDS:
         problems.append(f"HF_HUB_OFFLINE={show_env(offline)} is neither on nor off. Set HF_HUB_OFFLINE=1 to load "
@@ -56,7 +56,8 @@ def check_gpus(values: Mapping[str, Any]) -> None:
     """A GPU asked for by name (trainer=gpu, device=cuda) must exist: Lightning and torch would otherwise fail
     late with their own wording, or an experiment's settings would quietly run on the CPU."""
     trainer = values.get("trainer") or {}
-    asked = [f"trainer.accelerator={trainer.get('accelerator')}"] if trainer.get("accelerator") in GPU_ACCELERATORS else []
+    accelerator = trainer.get("accelerator")
+    asked = [f"trainer.accelerator={accelerator}"] if accelerator in GPU_ACCELERATORS else []
     device = values.get("device")
     if isinstance(device, str) and device.startswith("cuda"):
         asked.append(f"device={device}")

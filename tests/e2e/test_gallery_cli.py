@@ -19,8 +19,8 @@ def test_gallery_smoke_writes_outputs_overlays_matches_and_wandb(tmp_path, image
     overlays = out / "overlays"
     assert sorted(p.name for p in images.iterdir()) == [
         "cat__paintings.json", "cat__paintings.png", "dog__paintings.json", "dog__paintings.png"]  # outputs only
-    assert (overlays / "cat__paintings.regions-content.png").exists()
-    assert (overlays / "cat__paintings.regions-wave.png").exists() and (overlays / "cat__paintings.regions-stars.png").exists()
+    for kind in ("regions-content", "regions-wave", "regions-stars"):
+        assert (overlays / f"cat__paintings.{kind}.png").exists(), kind
     sidecar = json.loads((images / "cat__paintings.json").read_text())
     assert sidecar["method"] == "stylegallery" and sidecar["matches"]
     row = sidecar["matches"][0]

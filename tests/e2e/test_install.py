@@ -68,8 +68,8 @@ def test_a_wheel_carries_its_configs_and_runs_from_anywhere(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-c", "import stylex, stylex.cli as c; print(stylex.__file__, c.CONFIG_DIR)"],
-                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    where = "import stylex, stylex.cli as c; print(stylex.__file__, c.CONFIG_DIR)"
+    result = subprocess.run([sys.executable, "-c", where], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == [str(tmp_path / "site" / "stylex" / "__init__.py"),
                                      str(tmp_path / "site" / "stylex" / "configs")], result.stderr
     result = subprocess.run([sys.executable, "-m", "stylex.run", "experiment=smoke", "--cfg", "job"], cwd=elsewhere,

@@ -18,9 +18,9 @@ def test_outputs_in_images_and_pictures_in_overlays(tmp_path):
     item = Item("g0__s0", ImageRef(Path("g0.png"), "g0", "c"), [ImageRef(Path("s0.jpg"), "s0", "s")], "hash", 0,
                 torch.rand(3, 16, 16), [torch.rand(3, 16, 16)])
     branches = Image.new("RGB", (32, 48), "red")
+    regions = {"content": torch.zeros(2, 2, dtype=torch.long), "references": [torch.ones(2, 2, dtype=torch.long)]}
     result = Stylized(item, torch.rand(3, 16, 16), [0.5], {}, {"method": "ham"},
-                      {"files": {"branches": branches}, "regions": {"content": torch.zeros(2, 2, dtype=torch.long),
-                                                                    "references": [torch.ones(2, 2, dtype=torch.long)]}})
+                      {"files": {"branches": branches}, "regions": regions})
     store = OutputStore(tmp_path)
     writer = OutputWriter(store, "cfg")
     writer.on_predict_batch_end(SimpleNamespace(global_rank=0, world_size=1), None, [result], [item], 0)

@@ -294,7 +294,8 @@ def test_several_problems_are_listed_at_once(tmp_path):
 def test_a_reference_that_cannot_be_resolved_is_named(tmp_path):
     register_resolvers()
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("run", overrides=["experiment=smoke", "data.resolution=${nowhere}", f"paths.output_dir={tmp_path}"])
+        cfg = compose("run", overrides=["experiment=smoke", "data.resolution=${nowhere}",
+                                        f"paths.output_dir={tmp_path}"])
     with pytest.raises(ConfigError, match=r"data.resolution cannot be resolved"):
         check_config(cfg, "run")
 

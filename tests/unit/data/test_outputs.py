@@ -37,7 +37,8 @@ def test_a_full_disk_leaves_finished_files_intact_and_no_partial_file(tmp_path, 
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(outputs, "write_all", disk_full)
-    with pytest.raises(WriteError, match=rf"no space left on the disk holding {tmp_path / 'images'} \(writing a__b.png\)"):
+    full = rf"no space left on the disk holding {tmp_path / 'images'} \(writing a__b.png\)"
+    with pytest.raises(WriteError, match=full):
         atomic_write_bytes(target, b"a newer version")
     with pytest.raises(WriteError, match="run the same command again"):
         atomic_write_bytes(tmp_path / "images" / "c__d.png", b"new")
