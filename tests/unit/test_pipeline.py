@@ -93,3 +93,18 @@ def test_two_runs_into_one_folder_share_the_work(run_cfg, caplog):
     other.release()  # that run stopped before writing it: the next run makes it
     stylize(run_cfg)
     assert made(run_cfg) == NAMES
+
+
+@pytest.mark.slow
+def test_a_corrupt_photo_is_skipped_and_reported(run_cfg, caplog):
+    content = Path(run_cfg.data.content)
+    (content / "c.jpg").write_bytes(b"\xff\xd8\xff\xe0 a photo cut short")
+    (content / "._a.png").write_bytes(b"AppleDouble")  # copied from macOS: hidden, ignored
+    run_cfg.data.on_bad_image = "skip"
+    caplog.set_level(logging.INFO, logger="stylex")
+    stylize(run_cfg)
+    assert made(run_cfg) == NAMES
+    skipped = Path(run_cfg.paths.output_dir) / "skipped.txt"
+    assert skipped.read_text().startswith(f"{content / 'c.jpg'}\tthe image is damaged or truncated")
+    assert f"Done: 2 output(s) written, 0 already done -> {Path(run_cfg.paths.output_dir) / 'images'}. 1 unreadable " \
+           f"input image(s) skipped, listed in {skipped}." in caplog.text
