@@ -26,6 +26,10 @@ class WeightsError(StylexError):
     """Model weights that cannot be found or loaded."""
 
 
+class WriteError(StylexError):
+    """A file stylex must write that cannot be written (a full disk, a read-only folder)."""
+
+
 def settings_from_config(cls: type[T], config: dict[str, Any], key: str) -> T:
     """Build a settings dataclass from a config node; an unknown option is a ConfigError listing the known ones."""
     try:

@@ -7,15 +7,17 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from stylex.cli import guarded, run_entry
+from stylex.checks import check_config
+from stylex.cli import CONFIG_DIR, guarded, run_entry
 from stylex.data.samples import register_resolvers
 
 register_resolvers()
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 @guarded
 def main(cfg: DictConfig) -> None:
+    check_config(cfg, "evaluate")
     from stylex.metrics.evaluation import run_evaluation
     from stylex.pipeline import build_loggers, quiet_lightning
 
@@ -23,5 +25,10 @@ def main(cfg: DictConfig) -> None:
     run_evaluation(cfg, build_loggers(cfg))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `stylex-evaluate` console script."""
     run_entry(main, "evaluate")
+
+
+if __name__ == "__main__":
+    cli()

@@ -16,7 +16,7 @@ from stylex.objective import Objective
 log = logging.getLogger("stylex")
 
 # Data settings that change which outputs exist, not what each output looks like.
-NON_RESULT_DATA_KEYS = ("content", "styles", "batch_size", "num_workers", "pairing")
+NON_RESULT_DATA_KEYS = ("content", "styles", "batch_size", "num_workers", "pairing", "on_bad_image")
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -148,7 +148,7 @@ def stylize(cfg: DictConfig) -> float | None:
     from stylex.callbacks.log_config import LogConfig
     from stylex.callbacks.ranks import SharedRun
     from stylex.callbacks.writer import OutputWriter
-    from stylex.data.outputs import OutputStore
+    from stylex.data.outputs import OutputStore, write_skipped
 
     group = group_wandb_runs(cfg)
     if cfg.get("print_config"):
@@ -159,22 +159,33 @@ def stylize(cfg: DictConfig) -> float | None:
     datamodule = instantiate(cfg.data, "data")
     datamodule.bind(store, chash)
     items = datamodule.prepare_items()
+    skipped_file = write_skipped(store.root, [(str(p), why) for p, why in datamodule.bad_inputs.items()])
     if not items and launch is None:  # (launched ranks go on: rank 0's list decides for all of them)
-        log.info("Nothing to do: all %d outputs in %s are done with this config.", len(datamodule.skipped), store.images)
+        log.info("Nothing to do: all %d outputs in %s are done with this config.%s", len(datamodule.skipped),
+                 store.images, skipped_note(datamodule, skipped_file))
         return objective.evaluate(cfg, store.root) if objective is not None else None
     log.info("%d output(s) to make -> %s", len(items), store.images)
     method = instantiate(cfg.method, "method")
     callbacks = [instantiate(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
-    for callback in callbacks:
-        if isinstance(callback, OutputWriter):
-            callback.bind(store, chash)
+    writers = [callback for callback in callbacks if isinstance(callback, OutputWriter)]
+    for writer in writers:
+        writer.bind(store, chash)
     loggers = build_loggers(cfg)
     callbacks += [LogConfig(run_record(cfg, chash)), SharedRun(store.root, chash, group)]
     plugins = {"plugins": [launch.environment]} if launch is not None else {}
     trainer = instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **plugins)
     if trainer.world_size == 1:  # load (or fail on) the weights before Lightning opens the loggers
         method.load_models(trainer.strategy.root_device)
-    trainer.predict(method, datamodule=datamodule, return_predictions=False)
+    try:
+        trainer.predict(method, datamodule=datamodule, return_predictions=False)
+    except SystemExit as exc:
+        # Lightning turns Ctrl-C into exit status 1; the entry point says 130. Other exits pass through (submitit
+        # exits a preempted job with -1 after requeueing it).
+        if trainer.interrupted and exc.code == 1:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        store.release()
     value = None
     if objective is not None:
         trainer.strategy.barrier("stylex-outputs-written")  # every rank's outputs are on disk
@@ -183,7 +194,16 @@ def stylize(cfg: DictConfig) -> float | None:
             for logger in loggers:
                 logger.log_metrics({f"objective/{objective.metric}": value})
     close_loggers(loggers)
+    written = sum(writer.written for writer in writers)
+    others = f", {datamodule.left_to_others} made by another run into this folder" if datamodule.left_to_others else ""
+    log.info("Done: %d output(s) written, %d already done%s -> %s.%s", written, len(datamodule.skipped), others,
+             store.images, skipped_note(datamodule, skipped_file))
     return value
+
+
+def skipped_note(datamodule: Any, skipped_file: Any) -> str:
+    bad = len(datamodule.bad_inputs)
+    return f" {bad} unreadable input image(s) skipped, listed in {skipped_file}." if bad else ""
 
 
 def close_loggers(loggers: list[Any]) -> None:

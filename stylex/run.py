@@ -7,7 +7,8 @@ import hydra
 from omegaconf import DictConfig
 
 from stylex import cluster
-from stylex.cli import guarded, run_entry
+from stylex.checks import check_config
+from stylex.cli import CONFIG_DIR, guarded, run_entry
 from stylex.data.samples import register_resolvers
 from stylex.pipeline import stylize
 
@@ -16,12 +17,18 @@ cluster.register_resolvers()
 log = logging.getLogger("stylex.run")
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="run")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="run")
 @guarded
 def main(cfg: DictConfig) -> float | None:
     """Returns the objective's value (`objective.metric`) for Hydra's sweepers, None without an objective."""
+    check_config(cfg, "run")
     return stylize(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `stylex-run` console script."""
     run_entry(main, "run")
+
+
+if __name__ == "__main__":
+    cli()

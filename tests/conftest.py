@@ -18,6 +18,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def process_rank_restored():
+    """A Trainer built under a simulated srun / torchrun rank sets Lightning's process-wide rank, which would turn
+    later tests' W&B experiments into rank>0 dummies: put it back after each test."""
+    from lightning_utilities.core.rank_zero import rank_zero_only
+
+    rank = getattr(rank_zero_only, "rank", 0)
+    yield
+    rank_zero_only.rank = rank
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone():
     from stylex.backbones.tiny import tiny_sd

@@ -55,10 +55,19 @@ class FusedLora:
         self.backbone, self.scale = backbone, scale
         self.pipe = lora_pipeline(backbone)
         self.random = random
-        if random:
-            source = str(save_random_lora(backbone.unet, tempfile.mkdtemp(prefix="stylex-lora-")))
-            weight_name = None
-        self.source, self.weight_name = source, weight_name
+        self.source, self.weight_name = source, weight_name  # as configured (`random` says it stands in)
+        if random:  # written to a temporary folder, read back, and the folder removed
+            with tempfile.TemporaryDirectory(prefix="stylex-lora-") as folder:
+                self._load(str(save_random_lora(backbone.unet, folder)), None, config_key)
+        else:
+            self._load(source, weight_name, config_key)
+        backbone.unet.requires_grad_(False)  # the adapter's parameters are frozen like the rest
+        self.pipe.disable_lora()
+        self.fused = False
+        self._base: dict[str, torch.Tensor] | None = None  # the adapted layers' base weights, on the CPU
+
+    def _load(self, source: str, weight_name: str | None, config_key: str) -> None:
+        """diffusers' `load_lora_weights` from an HF id (with weight_name) or a local .safetensors file."""
         path = Path(source).expanduser()
         kwargs: dict[str, Any] = {"adapter_name": ADAPTER}
         if is_local_path(source) and path.is_file():
@@ -69,10 +78,6 @@ class FusedLora:
                 kwargs["weight_name"] = weight_name
         what = f"LoRA ({source}{'/' + weight_name if weight_name else ''})"
         load_pretrained(self.pipe.load_lora_weights, ref, what=what, config_key=f"{config_key}.source", **kwargs)
-        backbone.unet.requires_grad_(False)  # the adapter's parameters are frozen like the rest
-        self.pipe.disable_lora()
-        self.fused = False
-        self._base: dict[str, torch.Tensor] | None = None  # the adapted layers' base weights, on the CPU
         log.info("Loaded %s", what)
 
     def adapted_layers(self) -> Iterator[tuple[str, torch.nn.Module]]:

@@ -10,7 +10,8 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from stylex.cli import guarded, run_entry
+from stylex.checks import check_config
+from stylex.cli import CONFIG_DIR, guarded, run_entry
 from stylex.data.samples import register_resolvers
 from stylex.errors import ConfigError
 
@@ -25,9 +26,10 @@ TASKS = {
 }
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="bench")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="bench")
 @guarded
 def main(cfg: DictConfig) -> None:
+    check_config(cfg, "bench")
     task = cfg.get("task")
     if task not in TASKS:
         raise ConfigError(f"task={task!r} is not a benchmark. Choose one of: {', '.join(sorted(TASKS))}.")
@@ -35,5 +37,10 @@ def main(cfg: DictConfig) -> None:
     getattr(importlib.import_module(module), function)(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `stylex-bench` console script."""
     run_entry(main, "bench")
+
+
+if __name__ == "__main__":
+    cli()

@@ -216,13 +216,14 @@ def compose_experiment(name: str, overrides: list[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from stylex.cli import CONFIG_DIR
     from stylex.data.samples import register_resolvers
 
     register_resolvers()
     try:
         if GlobalHydra.instance().is_initialized():  # inside `python -m stylex.bench`: same config search path
             return compose("run", overrides=[f"experiment={name}", *overrides])
-        with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "configs"), version_base="1.3"):
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
             return compose("run", overrides=[f"experiment={name}", *overrides])
     except Exception as exc:
         raise ConfigError(f"bench: experiment {name!r} could not be composed ({exc}).") from None

@@ -3,11 +3,14 @@ table (one W&B run per benchmark, with the configured logger)."""
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
+
+from stylex.data.outputs import atomic_write_bytes
 
 log = logging.getLogger("stylex.bench")
 
@@ -23,12 +26,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(c for row in rows for c in row))
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, text.getvalue().encode("utf-8"))
 
 
 def report(cfg: DictConfig, tables: dict[str, list[dict[str, Any]]]) -> None:

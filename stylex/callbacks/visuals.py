@@ -1,7 +1,8 @@
 """Pictures a person would rather look at than read: region overlays, attention heatmaps, match tables.
 
-Methods put raw artifacts in `Stylized.artifacts` (label maps, match rows, attention maps); this module turns
-them into PNGs beside the output and into W&B objects. Nothing here decides anything about a method.
+Methods put raw artifacts in `Stylized.artifacts` (label maps, match rows, attention maps, ready-made pictures
+under "files"); this module turns them into the PNGs of the run's `overlays/` folder and into W&B objects.
+Nothing here decides anything about a method.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def heatmap_overlay(image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.6)
 
 
 def render_files(result: Stylized) -> dict[str, Image.Image]:
-    """PNG overlays saved beside the output as `{name}.{suffix}.png`."""
+    """The output's overlays, saved as `overlays/{name}.{kind}.png`."""
     files: dict[str, Image.Image] = dict(result.artifacts.get("files", {}))
     regions = result.artifacts.get("regions")
     item = result.item

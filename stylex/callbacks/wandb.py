@@ -9,6 +9,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from stylex.callbacks.visuals import wandb_objects
 from stylex.data.images import to_pil
@@ -30,9 +32,11 @@ def wandb_api_key_configured() -> bool:
 
 
 def make_wandb_logger(project: str = "stylex", save_dir: str = ".", name: str | None = None, mode: str = "auto",
-                      tags: list[str] | None = None, group: str | None = None, **kwargs: Any):
-    """A Lightning `WandbLogger`; `mode=auto` goes offline (and says so) when no API key is configured."""
-    from lightning.pytorch.loggers import WandbLogger
+                      tags: list[str] | None = None, group: str | None = None, init_timeout: float = 30.0,
+                      **kwargs: Any) -> "StylexWandbLogger":
+    """A Lightning `WandbLogger`; `mode=auto` goes offline (and says so) when no API key is configured, and an
+    online run that cannot reach the server within `init_timeout` seconds falls back to offline."""
+    import wandb
 
     if mode == "auto":
         mode = os.environ.get("WANDB_MODE") or ("online" if wandb_api_key_configured() else "offline")
@@ -40,7 +44,35 @@ def make_wandb_logger(project: str = "stylex", save_dir: str = ".", name: str | 
         log.info("W&B: no API key configured, logging offline to %s/wandb; upload later with "
                  "`wandb sync %s/wandb/offline-run-*`", save_dir, save_dir)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(project=project, save_dir=save_dir, name=name, mode=mode, tags=tags, group=group, **kwargs)
+    return StylexWandbLogger(project=project, save_dir=save_dir, name=name, mode=mode, tags=tags, group=group,
+                             settings=wandb.Settings(init_timeout=init_timeout), **kwargs)
+
+
+class StylexWandbLogger(WandbLogger):
+    """Lightning's W&B logger, minus its `anonymous` argument (wandb warns on every run that it has no effect),
+    plus a fallback: a run that cannot start online (no network, server down) logs offline and says so."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wandb_init.pop("anonymous", None)
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is not None or self._wandb_init.get("mode") in ("offline", "disabled"):
+            return super().experiment
+        from wandb.errors import Error as WandbError
+
+        try:
+            return super().experiment
+        except WandbError as exc:
+            save_dir = self._wandb_init.get("dir") or "."
+            reason = str(exc).splitlines()[0]
+            log.warning("W&B: could not start an online run (%s); logging offline to %s/wandb instead. Upload it "
+                        "later with `wandb sync %s/wandb/offline-run-*`.", reason, save_dir, save_dir)
+            self._wandb_init["mode"] = "offline"
+            self._experiment = None
+            return super().experiment
 
 
 def side_by_side(images: list[torch.Tensor], height: int = 256) -> torch.Tensor:
@@ -66,8 +98,6 @@ class WandbVisualiser(L.Callback):
         self.facts_recorded = False
 
     def _experiment(self, trainer: L.Trainer):
-        from lightning.pytorch.loggers import WandbLogger
-
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 return logger.experiment

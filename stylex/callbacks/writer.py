@@ -1,4 +1,5 @@
-"""Writes every output as `images/{name}.png` + `{name}.json` (atomic), on every rank."""
+"""Writes every output as `images/{name}.png` + `{name}.json` and its overlays as `overlays/{name}.{kind}.png`
+(atomic), on every rank."""
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,7 @@ def sidecar(result: Stylized, config_hash: str, rank: int = 0) -> dict[str, Any]
 
 
 class OutputWriter(L.Callback):
-    """Saves each `Stylized` with its sidecar and its overlays (regions, attention) beside it."""
+    """Saves each `Stylized` with its sidecar, and its overlays (regions, attention, candidates) in `overlays/`."""
 
     def __init__(self, store: OutputStore | None = None, config_hash: str = ""):
         self.store = store
@@ -50,5 +51,5 @@ class OutputWriter(L.Callback):
             self.written += 1
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.store is not None:
+        if self.store is not None and trainer.world_size > 1:  # one run's total is logged at its end
             log.info("Rank %d wrote %d output(s) to %s", trainer.global_rank, self.written, self.store.images)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,11 +18,14 @@ import lightning as L
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from stylex.data.images import IMAGE_SUFFIXES, file_digest, load_image, resize, to_tensor
+from stylex.data.images import (IMAGE_SUFFIXES, bad_images_error, file_digest, load_image, resize, to_tensor,
+                                unreadable, visible_files)
 from stylex.data.outputs import OutputStore
 from stylex.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
+
+ON_BAD_IMAGE = ("stop", "skip")
 
 
 @dataclass
@@ -52,7 +56,7 @@ class Item:
 
 
 def discover_images(spec: str | Sequence[str], role: str) -> list[Path]:
-    """A folder, one image, or a list of either -> image paths (sorted per folder)."""
+    """A folder, one image, or a list of either -> image paths (sorted per folder; hidden files ignored)."""
     entries = [spec] if isinstance(spec, (str, Path)) else list(spec)
     if not entries or entries == [None] or entries == [""]:
         raise ConfigError(f"data.{role} is not set. Pass a folder or image, e.g. `data.{role}=photos/`.")
@@ -60,12 +64,12 @@ def discover_images(spec: str | Sequence[str], role: str) -> list[Path]:
     for entry in entries:
         path = Path(str(entry)).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            skipped = [p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() not in IMAGE_SUFFIXES
-                       and not p.name.startswith(".")]
+            files = visible_files(path, f"data.{role}")
+            found = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            skipped = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
             if skipped:
                 log.warning("data.%s: ignoring %d non-image file(s) in %s: %s", role, len(skipped), path,
-                            ", ".join(sorted(skipped)[:5]))
+                            ", ".join(skipped[:5]))
             if not found:
                 raise InputError(f"data.{role}={path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)}). "
                                  f"Point data.{role} at a folder of images or at one image file.")
@@ -89,10 +93,20 @@ def unique_names(paths: list[Path], role: str) -> list[str]:
     return [p.stem for p in paths]
 
 
-def check_images(paths: list[Path]) -> None:
-    """Decode every image once so a damaged file stops the run before any output is written."""
-    for path in paths:
-        load_image(path)
+def output_collisions(groups: list[tuple[str, ImageRef, list[ImageRef]]]) -> None:
+    """Two items with one output name would overwrite each other (contents `a`, `a__b` with styles `b__c`, `c`
+    both give `a__b__c`): refused before any work."""
+    by_name: dict[str, list[tuple[ImageRef, list[ImageRef]]]] = defaultdict(list)
+    for name, content, refs in groups:
+        by_name[name].append((content, refs))
+    clashes = {name: sources for name, sources in by_name.items() if len(sources) > 1}
+    if not clashes:
+        return
+    name, sources = next(iter(clashes.items()))
+    pairs = " and ".join(f"{c.path.name} + {', '.join(r.path.name for r in refs)}" for c, refs in sources)
+    raise InputError(f"{len(clashes)} output name(s) would be written twice, e.g. images/{name}.png by {pairs}. "
+                     f"Outputs are named {{content}}__{{style}}: rename the inputs whose names contain '__' so that "
+                     f"every pair gets its own name.")
 
 
 def gallery_digest(path: str | Path) -> str:
@@ -131,15 +145,18 @@ def collate_items(items: list[Item]) -> list[Item]:
 class StyleDataModule(L.LightningDataModule):
     def __init__(self, content: Any, styles: Any, pairing: str = "product", resolution: int = 512,
                  content_resize: str = "keep", style_resize: str = "squash", batch_size: int = 1,
-                 num_workers: int = 0, seed: int = 0, gallery: Any = None):
+                 num_workers: int = 0, seed: int = 0, gallery: Any = None, on_bad_image: str = "stop"):
         super().__init__()
         if pairing not in ("product", "gallery"):
             raise ConfigError(f"data.pairing={pairing!r} is not one of: product, gallery.")
+        if on_bad_image not in ON_BAD_IMAGE:
+            raise ConfigError(f"data.on_bad_image={on_bad_image!r} is not one of: {', '.join(ON_BAD_IMAGE)}.")
         if batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size} must be at least 1.")
         self.content, self.styles, self.pairing = content, styles, pairing
         self.resolution, self.content_resize, self.style_resize = resolution, content_resize, style_resize
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.on_bad_image = on_bad_image
         # gallery=index (the `gallery` config node): content-only items; the method retrieves their references
         self.gallery = gallery.get("path") if hasattr(gallery, "get") else gallery
         if gallery is not None and not self.gallery:
@@ -153,7 +170,9 @@ class StyleDataModule(L.LightningDataModule):
         self.config_hash = ""
         self.store: OutputStore | None = None
         self.items: list[Item] | None = None
-        self.skipped: list[str] = []
+        self.skipped: list[str] = []  # outputs already done
+        self.bad_inputs: dict[Path, str] = {}  # inputs left out (on_bad_image=skip): path -> why
+        self.left_to_others = 0  # outputs another run into the same folder claimed first
 
     def bind(self, store: OutputStore, config_hash: str) -> None:
         """Where outputs go and the hash of everything that decides them (for resuming)."""
@@ -168,16 +187,15 @@ class StyleDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.{name}={value!r} is not one of: keep, squash.")
         content_paths = discover_images(self.content, "content")
         style_paths = [] if self.gallery else discover_images(self.styles, "styles")
-        check_images(content_paths + style_paths)
+        content_paths, style_paths = self.readable(content_paths, style_paths)
         contents = [ImageRef(p, n, file_digest(p)) for p, n in zip(content_paths, unique_names(content_paths, "content"))]
         styles = [ImageRef(p, n, file_digest(p)) for p, n in zip(style_paths, unique_names(style_paths, "styles"))]
         if self.pairing == "product":
             # style-major order: consecutive items (one batch) share a reference, computed once per step
             groups = [(f"{c.name}__{s.name}", c, [s]) for s in styles for c in contents]
         else:
-            source = self.gallery or (self.styles if isinstance(self.styles, (str, Path)) else "gallery")
-            gallery_name = Path(str(source)).expanduser().resolve().name if self.gallery else Path(str(source)).name
-            groups = [(f"{c.name}__{gallery_name}", c, styles) for c in contents]
+            groups = [(f"{c.name}__{self.reference_set_name()}", c, styles) for c in contents]
+        output_collisions(groups)
         extra = [gallery_digest(self.gallery)] if self.gallery else []
         items = []
         for index, (name, content, refs) in enumerate(groups):
@@ -193,6 +211,43 @@ class StyleDataModule(L.LightningDataModule):
             items = [i for i in items if i.name not in set(self.skipped)]
         self.items = items
         return items
+
+    def readable(self, contents: list[Path], styles: list[Path]) -> tuple[list[Path], list[Path]]:
+        """Decode every input once before any work: unreadable ones stop the run (`on_bad_image=stop`) or are
+        left out, logged and kept in `bad_inputs` (`skip`)."""
+        bad = unreadable(list(dict.fromkeys(contents + styles)))
+        if not bad:
+            return contents, styles
+        if self.on_bad_image == "stop":
+            raise bad_images_error(bad, "data.on_bad_image=skip")
+        for path, reason in bad.items():
+            log.warning("Skipping %s: %s", path, reason)
+        self.bad_inputs = bad
+        contents, styles = [p for p in contents if p not in bad], [p for p in styles if p not in bad]
+        for role, left in (("content", contents), ("styles", styles if not self.gallery else [None])):
+            if not left:
+                raise InputError(f"none of the data.{role} images can be read (e.g. {next(iter(bad))}: "
+                                 f"{next(iter(bad.values()))}). Nothing was written.")
+        return contents, styles
+
+    def reference_set_name(self) -> str:
+        """The `{style}` part of output names with pairing=gallery: the gallery's or folder's name, a single
+        file's stem, or `gallery` for a list."""
+        if self.gallery:
+            return Path(str(self.gallery)).expanduser().resolve().name
+        if not isinstance(self.styles, (str, Path)):
+            return "gallery"
+        source = Path(str(self.styles)).expanduser()
+        return source.stem if source.is_file() else source.name
+
+    def on_before_batch_transfer(self, batch: list[Item], dataloader_idx: int) -> list[Item]:
+        """Another run writing into the same folder shares the work: the items it holds, or has finished since
+        this run started, are left to it."""
+        if self.store is None:
+            return batch
+        mine = [item for item in batch if self.store.claim(item.name, item.item_hash)]
+        self.left_to_others += len(batch) - len(mine)
+        return mine
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare_items()

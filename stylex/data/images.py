@@ -4,7 +4,9 @@ Everything else is rejected with an `InputError` that names the file and what to
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from torch import Tensor
 
 from stylex.errors import ConfigError, InputError
 
+log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MIN_SIDE = 16  # below this an image carries no usable structure for an 8x-downsampling VAE
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white
@@ -60,6 +63,49 @@ def load_image(path: str | Path) -> Image.Image:
         raise InputError(f"{path}: {rgb.size[0]}x{rgb.size[1]} pixels is too small; use images at least "
                          f"{MIN_SIDE} pixels on each side (512 or more is best).")
     return rgb
+
+
+def visible_files(folder: Path, setting: str) -> list[Path]:
+    """The files of `folder` (sorted), without hidden ones (`.DS_Store`, macOS `._photo.jpg`, ...), which are
+    named in one log line."""
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    log_hidden([p for p in files if p.name.startswith(".")], folder, setting)
+    return [p for p in files if not p.name.startswith(".")]
+
+
+def log_hidden(hidden: list[Path], folder: Path, setting: str) -> None:
+    if hidden:
+        _log_hidden_once(str(folder), setting, tuple(p.name for p in hidden))
+
+
+@functools.lru_cache(maxsize=256)
+def _log_hidden_once(folder: str, setting: str, names: tuple[str, ...]) -> None:
+    """One line per folder, however many times a command lists it."""
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    log.info("%s: ignoring %d hidden file(s) in %s (%s)", setting, len(names), folder, shown)
+
+
+def unreadable(paths: list[Path]) -> dict[Path, str]:
+    """Decode every image once; {path: why it cannot be used} for those that fail."""
+    bad: dict[Path, str] = {}
+    for path in paths:
+        try:
+            load_image(path)
+        except InputError as exc:
+            bad[path] = str(exc).removeprefix(f"{path}: ")
+    return bad
+
+
+def bad_images_error(bad: dict[Path, str], skip_setting: str) -> InputError:
+    """The error for unreadable images when they stop the work (`on_bad_image=stop`): every file and why."""
+    fix = (f"Fix or remove {'it' if len(bad) == 1 else 'them'}, or pass {skip_setting} to leave unreadable images "
+           f"out (they are then listed in skipped.txt).")
+    if len(bad) == 1:
+        (path, reason), = bad.items()
+        return InputError(f"{path}: {reason} {fix}")
+    listed = "\n".join(f"  - {path}: {reason}" for path, reason in list(bad.items())[:10])
+    more = f"\n  - ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+    return InputError(f"{len(bad)} images cannot be read:\n{listed}{more}\n{fix}")
 
 
 def file_digest(path: str | Path) -> str:

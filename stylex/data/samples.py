@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 SAMPLE_CONTENTS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
 SAMPLE_STYLES = ("hubble_deep_field.jpg", "ihc.png", "brick.png", "gravel.png")
@@ -24,4 +24,4 @@ def sample_paths(which: str) -> list[str]:
 def register_resolvers() -> None:
     """`${stylex_samples:content}` / `${stylex_samples:styles}` in configs."""
     if not OmegaConf.has_resolver("stylex_samples"):
-        OmegaConf.register_new_resolver("stylex_samples", sample_paths)
+        OmegaConf.register_new_resolver("stylex_samples", lambda which: ListConfig(sample_paths(which)))

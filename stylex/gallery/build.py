@@ -23,7 +23,8 @@ from filelock import FileLock, Timeout
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from stylex.data.images import IMAGE_SUFFIXES, file_digest, load_image, resize, to_tensor
+from stylex.data.images import (IMAGE_SUFFIXES, bad_images_error, file_digest, load_image, log_hidden, resize,
+                                to_tensor, unreadable)
 from stylex.data.outputs import atomic_write_bytes
 from stylex.errors import ConfigError, InputError
 from stylex.gallery import faiss_index
@@ -87,9 +88,11 @@ def discover(sources: Any) -> tuple[list[str], list[tuple[str, Path]]]:
     for entry in entries:
         root = Path(str(entry)).expanduser().resolve()
         if root.is_dir():
-            pairs = [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*"))
-                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                     and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+            every = [p for p in sorted(root.rglob("*")) if p.is_file()]
+            hidden = [p for p in every if any(part.startswith(".") for part in p.relative_to(root).parts)]
+            log_hidden(hidden, root, "data.styles")
+            pairs = [(p.relative_to(root).as_posix(), p) for p in every
+                     if p.suffix.lower() in IMAGE_SUFFIXES and p not in set(hidden)]
         elif root.is_file():
             pairs = [(root.name, root)]
         else:
@@ -162,13 +165,15 @@ def artifact_ok(root: Path, entry: dict[str, Any]) -> bool:
 
 def build_gallery(root: str | Path, sources: Any, analyse: Callable[[Tensor], dict[str, Any]], stage1: dict[str, Any],
                   resolution: int, resize_mode: str = "squash", spec: IndexSpec | None = None, *, rebuild: bool = False,
-                  replace_source: bool = False, lock_timeout: float = 0.0, show_progress: bool = True) -> BuildReport:
+                  replace_source: bool = False, lock_timeout: float = 0.0, show_progress: bool = True,
+                  on_bad_image: str = "stop") -> BuildReport:
     """Create or update the gallery at `root` from the images in `sources`.
 
     `analyse(image [3,H,W]) -> dict` is StyleGallery's stage 1 + descriptors (`StyleGallery.analyse`) and
     `stage1` its settings (`StyleGallery.stage1_identity()`), recorded so runs can check them. `rebuild`
     recomputes every image (also the only way past a change of settings); `replace_source` lets the gallery
-    mirror another folder than before.
+    mirror another folder than before. An unreadable image stops the build before any stage-1 work
+    (`on_bad_image="stop"`) or is skipped and listed in the manifest (`"skip"`).
     """
     root = Path(root).expanduser()
     roots, files = discover(sources)
@@ -182,14 +187,14 @@ def build_gallery(root: str | Path, sources: Any, analyse: Callable[[Tensor], di
                          f"Wait for it to finish, or set gallery.lock_timeout=SECONDS to wait for it.") from None
     try:
         return _build_locked(root, roots, files, analyse, gallery_identity(stage1, resolution, resize_mode),
-                             spec or IndexSpec(), rebuild, replace_source, show_progress)
+                             spec or IndexSpec(), rebuild, replace_source, show_progress, on_bad_image)
     finally:
         lock.release()
 
 
 def _build_locked(root: Path, roots: list[str], files: list[tuple[str, Path]], analyse: Callable[[Tensor], dict],
                   identity: dict[str, Any], spec: IndexSpec, rebuild: bool, replace_source: bool,
-                  show_progress: bool) -> BuildReport:
+                  show_progress: bool, on_bad_image: str = "stop") -> BuildReport:
     start = time.perf_counter()
     report = BuildReport(root)
     chash = identity_hash(identity)
@@ -234,6 +239,10 @@ def _build_locked(root: Path, roots: list[str], files: list[tuple[str, Path]], a
             images[key] = {**entry, "path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
             continue
         todo.append((key, path, digest, st, "changed" if entry else "new"))
+    if on_bad_image == "stop":  # every image to process is decoded now: a bad one stops before any work
+        bad = {**{Path(e["path"]): e["reason"] for e in skipped}, **unreadable([path for _, path, *_ in todo])}
+        if bad:
+            raise bad_images_error(bad, "data.on_bad_image=skip")
     present = {key for key, _ in files}
     report.removed = sum(key not in present for key in old_images)
     report.unchanged = len(images)

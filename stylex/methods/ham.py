@@ -296,9 +296,14 @@ class HAM(StyleTransferMethod):
                             self.guidance_scale, on_step)
         return out[STUDENT]
 
+    def wants_previews(self) -> bool:
+        """Branch previews cost VAE decodes: they are made in a run (saved as PNGs, shown in W&B), not when the
+        method is called on its own (benchmarks, tests)."""
+        return self.log_timesteps > 0 and self._trainer is not None
+
     def wants_wandb(self) -> bool:
-        """Branch previews cost VAE decodes: make them only when a W&B logger will show them."""
-        if self.log_timesteps <= 0 or self._trainer is None or not self.rank_zero:
+        """Whether a W&B logger will show the branch previews."""
+        if self._trainer is None or not self.rank_zero:
             return False
         from lightning.pytorch.loggers import WandbLogger
 
@@ -309,7 +314,7 @@ class HAM(StyleTransferMethod):
         timer = Timer()
         used, style_of = first_references(group.ref_index, self.name)
         timesteps = family.timesteps(self.num_steps)
-        shown = set(evenly_spaced(list(range(len(timesteps))), self.log_timesteps)) if self.wants_wandb() else set()
+        shown = set(evenly_spaced(list(range(len(timesteps))), self.log_timesteps)) if self.wants_previews() else set()
         x0s: list[tuple[Any, dict[str, Tensor]]] = []
         desc, show = self.progress(group)
         bar = tqdm(total=2 * self.num_steps, desc=desc, leave=False, disable=not show, dynamic_ncols=True)
@@ -342,14 +347,17 @@ class HAM(StyleTransferMethod):
 
     @torch.no_grad()
     def branch_artifacts(self, x0s: list[tuple[Any, dict[str, Tensor]]], style_of: list[int]) -> list[dict[str, Any]]:
-        """Per item: the three branches' predicted clean images at the logged steps, as one W&B image grid."""
-        import wandb
-
+        """Per item: the three branches' predicted clean images at the logged steps, as one image grid (rows:
+        branches, columns: steps), saved as `overlays/{name}.branches.png` and shown in W&B."""
         from stylex.data.images import to_pil
 
         previews = [{name: self.backbone.decode(x0[name]).cpu() for name in BRANCHES} for _, x0 in x0s]
         caption = ("rows: content teacher, style teacher, student; columns: predicted x0 at t = "
                    + ", ".join(f"{t:g}" for t, _ in x0s))
-        return [{"wandb": {"branches": wandb.Image(to_pil(branch_grid(previews, {CONTENT: b, STYLE: s, STUDENT: b})),
-                                                   caption=caption)}}
-                for b, s in enumerate(style_of)]
+        grids = [to_pil(branch_grid(previews, {CONTENT: b, STYLE: s, STUDENT: b})) for b, s in enumerate(style_of)]
+        if not self.wants_wandb():
+            return [{"files": {"branches": grid}} for grid in grids]
+        import wandb
+
+        return [{"files": {"branches": grid}, "wandb": {"branches": wandb.Image(grid, caption=caption)}}
+                for grid in grids]

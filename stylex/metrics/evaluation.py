@@ -217,6 +217,27 @@ def collect_all(outputs: Sequence[str | Path], contents: Location, styles: Locat
     return groups
 
 
+def drop_unreadable(groups: list[MethodOutputs], on_bad_image: str) -> tuple[list[MethodOutputs], dict[Path, str]]:
+    """Decode every output, content and style once before any network loads: an unreadable one stops the
+    evaluation (`on_bad_image=stop`) or its pairs are left out (`skip`); returns the groups and {file: why}."""
+    from stylex.data.images import bad_images_error, unreadable
+
+    bad = unreadable(list(dict.fromkeys(f for g in groups for p in g.pairs for f in (p.output, p.content, p.style))))
+    if not bad:
+        return groups, bad
+    if on_bad_image == "stop":
+        raise bad_images_error(bad, "on_bad_image=skip")
+    for path, reason in bad.items():
+        log.warning("Skipping %s: %s", path, reason)
+    for g in groups:
+        g.pairs = [p for p in g.pairs if not {p.output, p.content, p.style} & bad.keys()]
+    kept = [g for g in groups if g.pairs]
+    if not kept:
+        raise InputError(f"none of the outputs can be evaluated: every pair has an unreadable image (e.g. "
+                         f"{next(iter(bad))}). Nothing was written.")
+    return kept, bad
+
+
 # ---------------------------------------------------------------------------------------------- evaluating
 
 def usable_metrics(group: MethodOutputs, metrics: Mapping[str, Metric]) -> dict[str, Metric]:
@@ -492,6 +513,8 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
     """The evaluate command on a composed `configs/evaluate.yaml` (see it for every key)."""
     from omegaconf import OmegaConf
 
+    from stylex.data.outputs import write_skipped
+
     if OmegaConf.is_missing(cfg, "outputs") or not _as_list(cfg.outputs):
         raise ConfigError("`outputs` is not set. Point it at a run directory or a folder of "
                           "{content}__{style}.png images, e.g. `python -m stylex.evaluate "
@@ -507,6 +530,7 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
     outputs = _as_list(cfg.outputs)
     groups = collect_all(outputs, cfg.contents, cfg.styles, method_names=method_names or None,
                          check_inputs=bool(cfg.get("check_inputs", True)))
+    groups, bad = drop_unreadable(groups, str(cfg.get("on_bad_image", "stop")))
     if cfg.get("protocol") is None:
         raise ConfigError("no `protocol` is set; pass protocol=auto (the default), stylegallery, ham or stylex.")
     protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
@@ -532,10 +556,12 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
                                       cell=int(g.get("cell", 128)))
     known = known_protocols(protocol_cfg, protocols)  # type: ignore[arg-type]
     files = write_results(cfg.results_dir, rows, summaries, grid, known)
+    skipped = write_skipped(cfg.results_dir, [(str(path), why) for path, why in bad.items()])
     tables = summary_markdown(report.read_csv(files["summary"]), known, convention=False)
     log.info("Summary (%s):\n%s", files["summary"], tables)
     log.info("Protocols: %s", ", ".join(f"{label}: {p.name}" for label, p in protocols.items()))
-    log.info("Results: %s", ", ".join(str(p) for p in files.values()))
+    log.info("Results: %s%s", ", ".join(str(p) for p in files.values()),
+             f"; {len(bad)} unreadable image(s) skipped, listed in {skipped}" if bad else "")
     config = OmegaConf.to_container(cfg, resolve=True)
     log_results(loggers, rows, summaries, grid, convention, config)  # type: ignore[arg-type]
     return EvaluationResult(Path(cfg.results_dir), files, rows, summaries, convention,

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from stylex.data.images import visible_files
 from stylex.errors import InputError
 
 SEPARATOR = "__"
@@ -80,7 +81,7 @@ def index_images(location: Location, role: str) -> dict[str, list[Path]]:
     if not path.is_dir():
         raise InputError(f"the {role} folder {path} does not exist. Check the path given for the {role} images.")
     index: dict[str, list[Path]] = {}
-    for file in sorted(path.iterdir()):
+    for file in visible_files(path, f"the {role} folder"):
         if _is_image(file):
             index.setdefault(file.stem, []).append(file)
     if not index:

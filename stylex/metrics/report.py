@@ -3,10 +3,9 @@ comparison grid image (rows = contents, columns = styles, one panel per method).
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
-import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -155,18 +154,14 @@ def _fmt(value: object) -> object:
 
 def _atomic_write(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> Path:
     """Write to a temp file beside `path`, then rename: an interrupted write never leaves half a CSV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _fmt(row.get(k, "")) for k in columns})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from stylex.data.outputs import atomic_write_bytes
+
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k, "")) for k in columns})
+    atomic_write_bytes(path, text.getvalue().encode("utf-8"))
     return path
 
 

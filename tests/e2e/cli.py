@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 
-def run_cli(module: str, *overrides: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(module: str, *overrides: str, cwd: Path, timeout: int = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "HF_HUB_OFFLINE": "1",
-           "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore"}
+           "WANDB_SILENT": "true", "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *overrides], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)

@@ -14,7 +14,7 @@ def read_csv(path):
 @pytest.mark.slow
 def test_methods_benchmark_writes_one_row_per_method_and_batch(tmp_path):
     result = run_cli("stylex.bench", "debug=smoke", "logger=none", "methods_bench.experiments=[ad,gallery]",
-                     f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path)
+                     f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path, timeout=900)  # room on a shared machine
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_csv(tmp_path / "b" / "bench_methods.csv")
     assert [(r["method"], r["batch"]) for r in rows] == [("ad", "1"), ("ad", "2"), ("gallery", "1"), ("gallery", "2")]
@@ -40,7 +40,7 @@ def test_every_method_runs_under_bf16_autocast(tmp_path):
     """The GPU default (bf16 weights and autocast, fp32 latents) exercised on CPU for every benchmarked method."""
     result = run_cli("stylex.bench", "debug=smoke", "logger=none", "methods_bench.smoke_batches=[2]",
                      'methods_bench.overrides=["backbone.dtype=bfloat16"]', f"hydra.run.dir={tmp_path / 'b'}",
-                     cwd=tmp_path)
+                     cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_csv(tmp_path / "b" / "bench_methods.csv")
     assert [r["method"] for r in rows] == ["ad", "gallery", "gallery_lcm", "gallery_hyper", "styleid", "ham_sd21",

@@ -16,8 +16,11 @@ def test_gallery_smoke_writes_outputs_overlays_matches_and_wandb(tmp_path, image
     assert result.returncode == 0, result.stderr[-3000:]
     images = out / "images"
     assert (images / "cat__paintings.png").exists() and (images / "dog__paintings.png").exists()
-    assert (images / "cat__paintings.regions-content.png").exists()
-    assert (images / "cat__paintings.regions-wave.png").exists() and (images / "cat__paintings.regions-stars.png").exists()
+    overlays = out / "overlays"
+    assert sorted(p.name for p in images.iterdir()) == [
+        "cat__paintings.json", "cat__paintings.png", "dog__paintings.json", "dog__paintings.png"]  # outputs only
+    for kind in ("regions-content", "regions-wave", "regions-stars"):
+        assert (overlays / f"cat__paintings.{kind}.png").exists(), kind
     sidecar = json.loads((images / "cat__paintings.json").read_text())
     assert sidecar["method"] == "stylegallery" and sidecar["matches"]
     assert sidecar["loss_norm"] == "layer" and sidecar["mask_mode"] == "sparse" and len(sidecar["loss_curve"]) == 4

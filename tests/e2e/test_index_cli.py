@@ -15,11 +15,12 @@ def test_index_builds_a_gallery_that_serves_a_smoke_run_and_refuses_other_settin
     (styles / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     gallery = tmp_path / "galleries" / "paintings"
     built = run_cli("stylex.index", *COMMON, f"data.styles={styles}", f"gallery.out={gallery}",
-                    f"hydra.run.dir={tmp_path / 'index'}", cwd=tmp_path)
+                    "data.on_bad_image=skip", f"hydra.run.dir={tmp_path / 'index'}", cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
     said = built.stdout + built.stderr
     assert "This build: 2 new, 0 changed, 0 removed, 0 unchanged" in said and "img/s" in said and "images/s" in said
     assert "Skipped 1 unreadable file(s)" in said and "broken.png" in said
+    assert (tmp_path / "index" / "skipped.txt").read_text().startswith(f"{styles / 'broken.png'}\t")
     manifest = json.loads((gallery / "manifest.json").read_text())
     assert sorted(manifest["images"]) == ["stars.png", "wave.png"] and manifest["skipped"][0]["key"] == "broken.png"
     assert manifest["stage1"]["regions"]["n_init"] == 2 and manifest["stage1"]["image"]["resolution"] == 64
@@ -30,7 +31,7 @@ def test_index_builds_a_gallery_that_serves_a_smoke_run_and_refuses_other_settin
                   f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     images = out / "images"
-    assert (images / "cat__paintings.png").exists() and (images / "cat__paintings.candidates.png").exists()
+    assert (images / "cat__paintings.png").exists() and (out / "overlays" / "cat__paintings.candidates.png").exists()
     sidecar = json.loads((images / "cat__paintings.json").read_text())
     winners = {s["path"] for s in sidecar["styles"]}
     assert winners and winners <= {str((styles / n).resolve()) for n in ("wave.png", "stars.png")}

@@ -40,7 +40,7 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     out = work / "outputs" / "quickstart"
     assert len(list((out / "run" / "images").glob("*__*.json"))) == 4
-    assert (out / "run" / "images" / "astronaut__brick.regions-content.png").is_file()
+    assert (out / "run" / "overlays" / "astronaut__brick.regions-content.png").is_file()
     for name in ("metrics.csv", "summary.csv", "summary.md", "grid.png"):
         assert (out / "eval" / name).is_file(), name
     shown = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]

@@ -27,6 +27,10 @@ def test_experiment_writes_images_and_sidecars(tmp_path, experiment, method):
         assert len(sidecar["timesteps"]) == 4  # debug=smoke: method.num_steps=4
         assert {"encode_invert", "sample", "decode"} <= set(sidecar["timings_s"])
         assert sidecar["style_size"] == [128, 192]  # styles run at the content's size, in one batch
+    if method == "ham":  # the branch previews, saved as PNGs (3 rows: branches; 3 columns: logged steps)
+        from PIL import Image
+
+        assert Image.open(out / "overlays" / "cat__wave.branches.png").size == (3 * 192, 3 * 128)
     if experiment == "ham_sd21":
         assert "LAT reduces to its query blend" in result.stdout + result.stderr
     if experiment == "ham_sd35":  # tiny SD3.5-Medium: flow grid t = σ·1000, GAR also on the image-only attn2

@@ -19,7 +19,9 @@ LAYERS: list[set[str]] = [
     {"regions", "matching", "metrics"},
     {"gallery"},
     {"methods"},
-    {"callbacks", "cluster", "objective"},
+    {"callbacks"},
+    {"cluster", "objective"},
+    {"checks"},
     {"pipeline", "cli"},
     {"studio_app"},  # the studio's page and logic: built on the run's code, imported only by stylex.studio
     {"run", "index", "evaluate", "bench", "studio", "__init__"},

@@ -47,3 +47,17 @@ def test_fusing_and_unfusing_again_and_again_gives_the_very_same_weights(tmp_pat
 def test_missing_adapter_is_a_weights_error(tmp_path):
     with pytest.raises(WeightsError, match="accel.lora.source"):
         FusedLora(tiny_sd(seed=2), str(tmp_path / "missing.safetensors"))
+
+
+def test_random_adapter_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """debug=smoke's random LoRA is written to a temporary folder, read back, and the folder removed."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    backbone = tiny_sd(seed=3)
+    lora = FusedLora(backbone, "latent-consistency/lcm-lora-sdv1-5", random=True)
+    lora.fuse()
+    assert not list(tmp_path.glob("stylex-lora-*")), "the random LoRA's folder leaked"
+    assert lora.describe() == {"source": "latent-consistency/lcm-lora-sdv1-5", "weight_name": None, "scale": 1.0,
+                               "random": True}
+    lora.unload()

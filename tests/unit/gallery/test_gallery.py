@@ -141,20 +141,34 @@ def test_builds_are_incremental_and_removed_images_leave_the_index(tmp_path, pai
     assert stored == {e["artifact"] for e in gallery.images.values()}  # removed and changed ones are deleted
 
 
+def test_unreadable_images_stop_the_build_before_any_work(tmp_path, paintings, caplog):
+    (paintings / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (paintings / "._p0.png").write_bytes(b"macOS resource fork")  # hidden: ignored, not unreadable
+    (paintings / ".DS_Store").write_bytes(b"\0")
+    analysed = []
+    caplog.set_level("INFO", logger="stylex")
+    with pytest.raises(InputError, match=r"broken.png: the image is damaged.*data.on_bad_image=skip"):
+        build(tmp_path / "g", paintings, analyse=lambda image: analysed.append(image) or fake_analyse(image))
+    assert not analysed and not (tmp_path / "g" / "manifest.json").exists()
+    assert "ignoring 2 hidden file(s)" in caplog.text
+
+
 def test_unreadable_images_are_skipped_and_listed(tmp_path, paintings):
     (paintings / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     (paintings / "notes.txt").write_text("not an image, not a skipped image either")
-    report = build(tmp_path / "g", paintings)
+    report = build(tmp_path / "g", paintings, on_bad_image="skip")
     assert report.images == 5 and [Path(s["path"]).name for s in report.skipped] == ["broken.png"]
     assert "Skipped 1 unreadable file(s)" in report.summary() and "broken.png" in report.summary()
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
     assert manifest["skipped"][0]["key"] == "broken.png" and "damaged" in manifest["skipped"][0]["reason"]
-    assert build(tmp_path / "g", paintings).skipped[0]["key"] == "broken.png"  # still listed, not retried
+    assert build(tmp_path / "g", paintings, on_bad_image="skip").skipped[0]["key"] == "broken.png"  # not retried
+    with pytest.raises(InputError, match="broken.png"):  # listed as skipped before: stop still stops on it
+        build(tmp_path / "g", paintings)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.png").write_bytes(b"nope")
     with pytest.raises(InputError, match="none of the 1 image"):
-        build(tmp_path / "g2", bad)
+        build(tmp_path / "g2", bad, on_bad_image="skip")
     assert not (tmp_path / "g2" / "manifest.json").exists()
 
 

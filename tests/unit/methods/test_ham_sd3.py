@@ -229,9 +229,11 @@ def test_branch_latents_are_the_vae_posterior_mean(sd3):
 def test_branch_previews_on_sd3(method, monkeypatch):
     wandb = pytest.importorskip("wandb")
     m = method(num_steps=2, log_timesteps=2)
+    monkeypatch.setattr(m, "wants_previews", lambda: True)  # as in a run
     monkeypatch.setattr(m, "wants_wandb", lambda: True)
     (result,) = m.predict_step([item(2, (64, 96))])
     image = result.artifacts["wandb"]["branches"]
+    assert result.artifacts["files"]["branches"].size == (2 * 96, 3 * 64)  # saved as overlays/{name}.branches.png
     assert isinstance(image, wandb.Image) and image.image.size == (2 * 96, 3 * 64)  # columns: steps, rows: branches
     grid = flow_timesteps(m.backbone.scheduler_config, 2).tolist()
     assert f"t = {grid[0]:g}, {grid[1]:g}" in image._caption
