@@ -1,5 +1,5 @@
 """Metadata and dependencies are in setup.cfg. The configs/ folder ships inside the package, as stylex/configs,
-so an installed stylex (pip install ., a wheel) finds its configs: see stylex.cli.config_dir."""
+so an installed stylex (pip install ., a wheel) finds its configs: see stylex.data.samples.config_dir."""
 from setuptools import find_packages, setup
 
 setup(

@@ -1,9 +1,9 @@
 """stylex: training-free diffusion style transfer (StyleGallery, HAM, Attention Distillation, StyleID).
 
-The package root holds the entry points (`run`, `index`, `evaluate`; `bench/` is a package) and the few modules
-every layer shares: `errors` (user-facing errors), `cli` (clean exits for entry points), `cache` (the
-content-addressed artifact cache used by methods and benchmarks) and `pipeline` (a composed config turned into
-datamodule, method, loggers and trainer, shared by every entry point). The packages and their layering are in
+The package root holds the entry points (`run`, `index`, `evaluate`, `studio`; `bench/` is a package) and the few
+modules many layers share: `errors` (user-facing errors), `cli` (clean exits for entry points) and `cache` (the
+content-addressed artifact cache used by methods and benchmarks). `pipeline/` turns a composed config into
+datamodule, method, loggers and trainer for every entry point. The packages and their layering are in
 docs/DESIGN.md.
 """
 from stylex.errors import ConfigError, InputError, StylexError, WeightsError

@@ -6,12 +6,12 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from hydra.experimental.callback import Callback
 
 from stylex.checks.folders import write_problem
+from stylex.data.samples import config_dir
 from stylex.errors import EXIT_USAGE, StylexError
 
 log = logging.getLogger("stylex")
@@ -21,14 +21,7 @@ EXIT_INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C (12
 _task_started = False
 
 
-def config_dir() -> str:
-    """The configs: `stylex/configs` in an installed wheel, `configs/` beside the package in a checkout."""
-    package = Path(__file__).resolve().parent
-    packaged = package / "configs"
-    return str(packaged if packaged.is_dir() else package.parent / "configs")
-
-
-CONFIG_DIR = config_dir()
+CONFIG_DIR = str(config_dir())
 
 
 def to_log_files(level: int, message: str, exc_info: Any = None) -> None:

@@ -6,7 +6,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from stylex import cluster
+from stylex.pipeline import cluster
 from stylex.checks import check_config
 from stylex.cli import CONFIG_DIR, guarded, run_entry
 from stylex.data.samples import register_resolvers

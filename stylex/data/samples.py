@@ -1,9 +1,18 @@
-"""The bundled sample images: read from the installed scikit-image package, never copied into the repo."""
+"""What stylex reads besides its code: the configs folder, and the sample images (from the installed
+scikit-image package, never copied into the repo)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf
+
+
+def config_dir() -> Path:
+    """The configs: `stylex/configs` in an installed wheel, `configs/` beside the package in a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "configs"
+    return packaged if packaged.is_dir() else package.parent / "configs"
+
 
 SAMPLE_CONTENTS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
 SAMPLE_STYLES = ("hubble_deep_field.jpg", "ihc.png", "brick.png", "gravel.png")

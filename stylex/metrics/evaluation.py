@@ -22,6 +22,7 @@ from typing import Any
 from PIL import Image
 
 from stylex.backbones import resolve_device
+from stylex.data.samples import config_dir
 from stylex.errors import ConfigError, InputError
 from stylex.metrics import report
 from stylex.metrics.base import Metric
@@ -485,7 +486,7 @@ def choose_protocols(protocol_cfg: Mapping[str, Any], groups: Sequence[MethodOut
     return chosen
 
 
-PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "configs" / "protocol"
+PROTOCOL_DIR = config_dir() / "protocol"
 
 
 def known_protocols(protocol_cfg: Mapping[str, Any], used: Mapping[str, Protocol]) -> dict[str, Protocol]:

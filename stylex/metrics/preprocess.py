@@ -121,8 +121,6 @@ def load_view(path: str | Path, view: View, like: tuple[int, int] | None = None)
 
 def load_eval_image(path: str | Path, size: int | None = EVAL_SIZE) -> Tensor:
     """[3, size, size] float in [0, 1] (PIL Lanczos); `size=None` keeps the file's own resolution."""
-    if size is not None and size < MIN_EVAL_SIZE:
-        raise ConfigError(f"metrics.size={size} is too small; use 256 or more (512 is the default).")
     return load_view(path, View("none", None) if size is None else View("squash", size))
 
 

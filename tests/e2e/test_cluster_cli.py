@@ -161,7 +161,7 @@ def test_the_objective_is_the_number_stylex_evaluate_reports(tmp_path):
     from hydra import compose, initialize_config_dir
 
     from stylex.data.samples import register_resolvers
-    from stylex.objective import Objective
+    from stylex.pipeline.objective import Objective
 
     data = inputs(tmp_path, 2, 2)
     for i in range(2):

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from stylex import cluster
+from stylex.pipeline import cluster
 from stylex.data.samples import register_resolvers
 from stylex.errors import ConfigError
 
@@ -157,7 +157,7 @@ def test_wandb_runs_of_a_sweep_share_a_group_and_are_named_by_job(tmp_path, hydr
 
 
 def test_the_objective_must_be_a_metric_and_fit_the_sweep_direction(hydra_job):
-    from stylex.objective import Objective
+    from stylex.pipeline.objective import Objective
 
     plain = compose_run("experiment=gallery")
     assert Objective.from_config(plain) is None  # no objective, no sweep: nothing to evaluate

@@ -20,15 +20,13 @@ LAYERS: list[set[str]] = [
     {"gallery"},
     {"methods"},
     {"callbacks"},
-    {"cluster", "objective"},
     {"checks"},
     {"pipeline", "cli"},
     {"studio_app"},  # the studio's page and logic: built on the run's code, imported only by stylex.studio
     {"run", "index", "evaluate", "bench", "studio", "__init__"},
     {"__main__"},  # python -m stylex = stylex.run
 ]
-ENTRY_POINTS_AND_BASES = {"run", "index", "evaluate", "studio", "__main__", "__init__", "cli", "errors", "cache",
-                          "pipeline", "cluster", "objective"}
+ENTRY_POINTS_AND_BASES = {"run", "index", "evaluate", "studio", "__main__", "__init__", "cli", "errors", "cache"}
 
 
 def module_name(path: Path) -> str:

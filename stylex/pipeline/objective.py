@@ -12,13 +12,14 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
+from stylex.data.samples import config_dir
 from stylex.errors import ConfigError, settings_from_config
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 RESULTS_SUBDIR = "evaluation"  # beside the run's images/
 
 
@@ -113,7 +114,7 @@ def compose_evaluate(overrides: list[str]) -> DictConfig:
     try:
         if GlobalHydra.instance().is_initialized():
             return compose(config_name="evaluate", overrides=overrides)
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             return compose(config_name="evaluate", overrides=overrides)
     except HydraException as exc:
         raise ConfigError(f"objective.evaluate_overrides={overrides}: the evaluation config could not be composed "

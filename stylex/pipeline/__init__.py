@@ -1,4 +1,6 @@
-"""A composed run config -> datamodule, method, callbacks, logger, trainer -> `trainer.predict`."""
+"""The run's flow, shared by the entry points: a composed config -> datamodule, method, callbacks, loggers,
+trainer -> `trainer.predict`. `cluster` places the process in a launch (srun, torchrun); `objective` scores a
+sweep's trial with stylex.evaluate's code. Imports everything below it; only entry points import it."""
 from __future__ import annotations
 
 import hashlib
@@ -9,9 +11,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from stylex.cluster import detect_launch, fit_trainer_to_launch
 from stylex.errors import ConfigError, StylexError
-from stylex.objective import Objective
+from stylex.pipeline.cluster import detect_launch, fit_trainer_to_launch
+from stylex.pipeline.objective import Objective
 
 log = logging.getLogger("stylex")
 
