@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from stylex.data.images import to_pil
 from stylex.methods.base import Stylized
+from stylex.regions.refine import resize_labels
 
 PALETTE = np.array([
     (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -25,7 +26,7 @@ PALETTE = np.array([
 
 def upsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """Label map -> image grid (nearest), as int array [H,W]."""
-    return F.interpolate(labels[None, None].float(), size=size, mode="nearest")[0, 0].long().numpy()
+    return resize_labels(labels.cpu(), size).numpy()
 
 
 def region_overlay(image: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45) -> Image.Image:

@@ -20,9 +20,10 @@ from stylex.data.datamodule import ImageRef, Item
 from stylex.data.images import to_pil
 from stylex.errors import ConfigError
 from stylex.matching.assign import Match, assign
-from stylex.matching.descriptors import RegionDescriptors
 from stylex.gallery.store import Candidate, Gallery
+from stylex.matching.descriptors import RegionDescriptors
 from stylex.matching.score import ScoreTable, match_scores
+from stylex.regions.refine import resize_labels
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def highlight(image: Tensor, labels: Tensor, region: int, size: int) -> Image.Im
     """A square thumbnail with everything outside `region` dimmed."""
     thumb = F.interpolate(image[None].float(), size=(size, size), mode="bilinear", align_corners=False,
                           antialias=True)[0].clamp(0, 1)
-    mask = F.interpolate(labels[None, None].float(), size=(size, size), mode="nearest")[0, 0] == region
+    mask = resize_labels(labels, (size, size)) == region
     return to_pil(torch.where(mask, thumb, 0.3 * thumb))
 
 

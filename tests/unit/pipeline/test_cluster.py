@@ -14,7 +14,7 @@ from stylex.pipeline import cluster
 from stylex.data.samples import register_resolvers
 from stylex.errors import ConfigError
 
-CONFIGS = str(Path(__file__).parents[2] / "configs")
+CONFIGS = str(Path(__file__).parents[3] / "configs")
 
 SRUN = {"SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4", "SLURM_NNODES": "2", "SLURM_PROCID": "5",
         "SLURM_LOCALID": "1", "SLURM_NODEID": "1", "SLURM_JOB_NAME": "run", "SLURM_JOB_ID": "4242",

@@ -19,7 +19,7 @@ from stylex.errors import WriteError
 from stylex.pipeline import stylize
 from tests.conftest import write_image
 
-CONFIGS = Path(__file__).parents[2] / "configs"
+CONFIGS = Path(__file__).parents[3] / "configs"
 NAMES = ["a__s", "b__s"]  # style-major order: the items are made in this order
 
 
