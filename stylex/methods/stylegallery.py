@@ -262,23 +262,24 @@ class StyleGallery(AttentionDistillationBase):
         winning images then become the group's references."""
         if gallery is not None:
             return self.match_gallery(gallery, group, contents)
-        plans = [self.plan(item.name, group.ref_index[b], contents[b], [references[i] for i in group.ref_index[b]],
+        plans = [self.plan(item.content.name, group.ref_index[b], contents[b], [references[i] for i in group.ref_index[b]],
                            [s.name for s in item.styles]) for b, item in enumerate(group.items)]
         return group, references, plans
 
-    def plan(self, item_name: str, ref_ids: list[int], content: dict[str, Any], refs: list[dict[str, Any]],
+    def plan(self, content_name: str, ref_ids: list[int], content: dict[str, Any], refs: list[dict[str, Any]],
              ref_names: list[str]) -> RegionPlan:
         """Stage 2 for one item against its own references: scores, assignment, and the plan stage 3 follows."""
-        matches, table = self.match(item_name, content, refs, ref_names)
+        matches, table = self.match(content_name, content, refs, ref_names)
         device = self.backbone.device
         return RegionPlan(matches, ref_ids, content["labels"].to(device), [r["labels"].to(device) for r in refs], table)
 
-    def match(self, item_name: str, content: dict[str, Any], refs: list[dict[str, Any]],
+    def match(self, content_name: str, content: dict[str, Any], refs: list[dict[str, Any]],
               ref_names: list[str]) -> tuple[list[Match], Any]:
+        """Scores and assignment, with the user's overrides for this content (`matching.overrides[content_name]`)."""
         m = self.matching
         describe = lambda a: RegionDescriptors(a["stat"], a["sem"], a["geo"])  # noqa: E731
         table = match_scores(describe(content), [describe(r) for r in refs], m.w_stat, m.w_sem, m.w_geo)
-        overrides = self.overrides_for(item_name.split("__")[0], ref_names, content, refs)
+        overrides = self.overrides_for(content_name, ref_names, content, refs)
         return assign(table, mode=m.assignment, min_score=m.min_score, overrides=overrides), table
 
     def overrides_for(self, content_name: str, ref_names: list[str], content: dict, refs: list[dict]) -> dict:

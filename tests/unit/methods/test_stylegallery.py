@@ -221,3 +221,26 @@ def test_dino_and_depth_see_the_original_files_with_dino_depth_input_original(ti
             assert kw == {"official_resize": 70, "official_crop": 56}
         for (x, kw), name in zip(seen["depth"], ("cat", "wave")):
             assert torch.equal(x, expected[name]) and kw == {"input_size": 28, "reduce": "nearest"}
+
+
+def test_overrides_are_found_by_the_whole_content_name_even_with_double_underscores(tiny_backbone):
+    """Output names join content and style with '__'; the overrides of a content named `a__b` are its own, not
+    those of a content `a` (the item name `a__b__c` must not be split to find them)."""
+    from types import SimpleNamespace
+
+    def analysed(stat):  # two regions whose statistics match the reference's in order
+        return {"stat": stat, "sem": torch.zeros(2, 4), "geo": torch.zeros(2, 3),
+                "labels": torch.tensor([[0, 1], [0, 1]])}
+
+    stat = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    item = SimpleNamespace(name="a__b__c", content=SimpleNamespace(name="a__b"), styles=[SimpleNamespace(name="c")])
+    group = SimpleNamespace(items=[item], ref_index=[[0]])
+    chosen = {}
+    for key in ("a__b", "a"):
+        gallery = StyleGallery(matching={"w_stat": 1.0, "w_sem": 0.0, "w_geo": 0.0, "overrides": {key: {0: ["c", 1]}}},
+                               show_progress=False)
+        gallery.use_backbone(tiny_backbone)
+        _, _, (plan,) = gallery.match_regions(group, [analysed(stat)], [analysed(stat)], None)
+        chosen[key] = [(m.style_region, m.how) for m in plan.matches if m.content_region == 0]
+    assert chosen["a__b"] == [(1, "override")]
+    assert chosen["a"] == [(0, "best")]
