@@ -19,9 +19,9 @@ register_resolvers()
 def main(cfg: DictConfig) -> None:
     check_config(cfg, "evaluate")
     from stylex.metrics.evaluation import run_evaluation
-    from stylex.pipeline import build_loggers, quiet_lightning
+    from stylex.pipeline import build_loggers, quiet_libraries
 
-    quiet_lightning()
+    quiet_libraries()
     run_evaluation(cfg, build_loggers(cfg))
 
 

@@ -22,7 +22,7 @@ def build(cfg: DictConfig) -> Any:
     from stylex.data.outputs import write_skipped
     from stylex.gallery.build import build_gallery, check_output_folder, check_sources
     from stylex.gallery.faiss_index import IndexSpec
-    from stylex.pipeline import stage1_method
+    from stylex.pipeline import quiet_libraries, stage1_method
 
     g = cfg.gallery
     if not g.get("out"):
@@ -32,6 +32,7 @@ def build(cfg: DictConfig) -> Any:
     spec = IndexSpec.from_config(OmegaConf.to_container(g.index, resolve=True))
     check_sources(sources)  # bad inputs fail before any model loads
     check_output_folder(Path(g.out).expanduser())
+    quiet_libraries()
     method = stage1_method(cfg, cache=bool(g.get("use_run_cache")))
     report = build_gallery(g.out, sources, method.analyse, method.stage1_identity(), cfg.data.resolution,
                            cfg.data.style_resize, spec=spec, rebuild=bool(g.rebuild),

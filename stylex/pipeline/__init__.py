@@ -74,8 +74,9 @@ class _DropNoise(logging.Filter):
         return "litlogger" not in record.getMessage() and "LitLogger" not in record.getMessage()
 
 
-def quiet_lightning() -> None:
-    """Route Lightning's messages through the one (Hydra-configured) root handler, once each."""
+def quiet_libraries() -> None:
+    """Route Lightning's messages through the one (Hydra-configured) root handler, once each, and silence the
+    libraries' warnings that say nothing about the run."""
     import warnings
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -87,6 +88,8 @@ def quiet_lightning() -> None:
         handler.addFilter(_DropNoise())
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # diffusers still passes this deprecated argument to huggingface_hub when it looks for weights
+    warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
 
 
 def hydra_context() -> Any:
@@ -140,7 +143,7 @@ def stylize(cfg: DictConfig) -> float | None:
     (a sweep that optimises a metric), rank 0 then evaluates the outputs and returns the metric's value."""
     import lightning as L
 
-    quiet_lightning()
+    quiet_libraries()
     one_device_per_job(cfg)
     launch = detect_launch()
     if launch is not None:  # srun / torchrun started every rank: the trainer must match what they started
