@@ -213,18 +213,10 @@ def bench_experiment(cfg: DictConfig, name: str, batches: list[int], resolution:
 
 def compose_experiment(name: str, overrides: list[str]) -> DictConfig:
     """The run config of `experiment=name`, composed like `python -m stylex.run` would (inside or outside Hydra)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from stylex.data.samples import compose_config
 
-    from stylex.cli import CONFIG_DIR
-    from stylex.data.samples import register_resolvers
-
-    register_resolvers()
     try:
-        if GlobalHydra.instance().is_initialized():  # inside `python -m stylex.bench`: same config search path
-            return compose("run", overrides=[f"experiment={name}", *overrides])
-        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-            return compose("run", overrides=[f"experiment={name}", *overrides])
+        return compose_config("run", [f"experiment={name}", *overrides])
     except Exception as exc:
         raise ConfigError(f"bench: experiment {name!r} could not be composed ({exc}).") from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
 def config_dir() -> Path:
@@ -34,3 +34,16 @@ def register_resolvers() -> None:
     """`${stylex_samples:content}` / `${stylex_samples:styles}` in configs."""
     if not OmegaConf.has_resolver("stylex_samples"):
         OmegaConf.register_new_resolver("stylex_samples", lambda which: ListConfig(sample_paths(which)))
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """configs/{name}.yaml with `overrides`, as that command composes it; inside a running Hydra app (a sweep's
+    job, `python -m stylex.bench`) on that app's search path. Hydra's errors pass through for the caller to word."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_resolvers()
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=name, overrides=overrides)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)

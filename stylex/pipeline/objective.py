@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from stylex.data.samples import config_dir
+from stylex.data.samples import compose_config
 from stylex.errors import ConfigError, settings_from_config
 
 log = logging.getLogger(__name__)
@@ -107,15 +107,10 @@ def sweep_direction() -> str | None:
 
 def compose_evaluate(overrides: list[str]) -> DictConfig:
     """configs/evaluate.yaml with `overrides`, as `python -m stylex.evaluate` composes it."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
     try:
-        if GlobalHydra.instance().is_initialized():
-            return compose(config_name="evaluate", overrides=overrides)
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            return compose(config_name="evaluate", overrides=overrides)
+        return compose_config("evaluate", overrides)
     except HydraException as exc:
         raise ConfigError(f"objective.evaluate_overrides={overrides}: the evaluation config could not be composed "
                           f"({exc}). Use the overrides `python -m stylex.evaluate` accepts.") from None
