@@ -91,8 +91,9 @@ def discover(sources: Any) -> tuple[list[str], list[tuple[str, Path]]]:
             every = [p for p in sorted(root.rglob("*")) if p.is_file()]
             hidden = [p for p in every if any(part.startswith(".") for part in p.relative_to(root).parts)]
             log_hidden(hidden, root, "data.styles")
+            visible = set(every) - set(hidden)
             pairs = [(p.relative_to(root).as_posix(), p) for p in every
-                     if p.suffix.lower() in IMAGE_SUFFIXES and p not in set(hidden)]
+                     if p.suffix.lower() in IMAGE_SUFFIXES and p in visible]
         elif root.is_file():
             pairs = [(root.name, root)]
         else:
@@ -239,8 +240,10 @@ def _build_locked(root: Path, roots: list[str], files: list[tuple[str, Path]], a
             images[key] = {**entry, "path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
             continue
         todo.append((key, path, digest, st, "changed" if entry else "new"))
-    if on_bad_image == "stop":  # every image to process is decoded now: a bad one stops before any work
-        bad = {**{Path(e["path"]): e["reason"] for e in skipped}, **unreadable([path for _, path, *_ in todo])}
+    if on_bad_image == "stop":  # every image stage 1 will read is decoded now: a bad one stops before any work
+        to_decode = [path for _, path, digest, *_ in todo
+                     if rebuild or not (root / artifact_name(chash, digest)).is_file()]
+        bad = {**{Path(e["path"]): e["reason"] for e in skipped}, **unreadable(to_decode)}
         if bad:
             raise bad_images_error(bad, "data.on_bad_image=skip")
     present = {key for key, _ in files}
