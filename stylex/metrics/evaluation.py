@@ -218,12 +218,17 @@ def collect_all(outputs: Sequence[str | Path], contents: Location, styles: Locat
     return groups
 
 
+def inputs_of(pair: Pair) -> tuple[Path, ...]:
+    """Every file a pair's metrics read: output, content, its style image or the whole style family."""
+    return (pair.output, pair.content, *((pair.style,) if pair.style is not None else ()), *pair.family)
+
+
 def drop_unreadable(groups: list[MethodOutputs], on_bad_image: str) -> tuple[list[MethodOutputs], dict[Path, str]]:
     """Decode every output, content and style once before any network loads: an unreadable one stops the
     evaluation (`on_bad_image=stop`) or its pairs are left out (`skip`); returns the groups and {file: why}."""
     from stylex.data.images import bad_images_error, unreadable
 
-    bad = unreadable(list(dict.fromkeys(f for g in groups for p in g.pairs for f in (p.output, p.content, p.style))))
+    bad = unreadable(list(dict.fromkeys(f for g in groups for p in g.pairs for f in inputs_of(p))))
     if not bad:
         return groups, bad
     if on_bad_image == "stop":
@@ -231,7 +236,7 @@ def drop_unreadable(groups: list[MethodOutputs], on_bad_image: str) -> tuple[lis
     for path, reason in bad.items():
         log.warning("Skipping %s: %s", path, reason)
     for g in groups:
-        g.pairs = [p for p in g.pairs if not {p.output, p.content, p.style} & bad.keys()]
+        g.pairs = [p for p in g.pairs if not set(inputs_of(p)) & bad.keys()]
     kept = [g for g in groups if g.pairs]
     if not kept:
         raise InputError(f"none of the outputs can be evaluated: every pair has an unreadable image (e.g. "

@@ -37,3 +37,20 @@ def test_when_no_pair_is_left_nothing_is_computed(folders):
     groups = collect_all([folders / "run"], str(folders / "c"), str(folders / "styles"), check_inputs=False)
     with pytest.raises(InputError, match="none of the outputs can be evaluated"):
         drop_unreadable(groups, "skip")
+
+
+def test_outputs_made_against_a_whole_style_folder_have_their_family_checked(tmp_path):
+    """`data.pairing=gallery` outputs (`{content}__{styles folder}.png`) have no one style image: every image of
+    the folder is read by their metrics, so each is checked."""
+    write_image(tmp_path / "c" / "a.png", (32, 32), seed=1)
+    write_image(tmp_path / "run" / "images" / "a__styles.png", (32, 32), seed=5)
+    write_image(tmp_path / "styles" / "s.png", (32, 32), seed=3)
+    write_image(tmp_path / "styles" / "t.png", (32, 32), seed=4)
+    groups = collect_all([tmp_path / "run"], str(tmp_path / "c"), str(tmp_path / "styles"), check_inputs=False)
+    (pair,) = groups[0].pairs
+    assert pair.style is None and sorted(p.name for p in pair.family) == ["s.png", "t.png"]
+    kept, bad = drop_unreadable(groups, "stop")
+    assert bad == {} and [p.output.name for g in kept for p in g.pairs] == ["a__styles.png"]
+    (tmp_path / "styles" / "t.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match=r"t.png: is not an image PIL can read"):
+        drop_unreadable(groups, "stop")
