@@ -28,6 +28,7 @@ class PairBatch:
     style: Tensor | None = None
     style_ids: Sequence[str] | None = None
     style_texts: Sequence[str | None] | None = None
+    style_names: Sequence[str] | None = None  # what CLIP-T's template calls each style (file stem or folder name)
     names: Sequence[str] = field(default_factory=list)
     families: Sequence[Sequence[Tensor]] | None = None
     family_ids: Sequence[str] | None = None

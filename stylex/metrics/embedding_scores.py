@@ -73,10 +73,12 @@ class CLIPTextScore(Metric):
     def texts_for(self, batch: PairBatch) -> list[str]:
         texts = list(batch.style_texts) if batch.style_texts is not None else [None] * len(batch)
         ids = list(batch.style_ids) if batch.style_ids is not None else [None] * len(batch)
+        names = (list(batch.style_names) if batch.style_names is not None
+                 else [None if sid is None else Path(sid).stem for sid in ids])
         out, missing = [], []
-        for text, sid in zip(texts, ids):
-            if text is None and self.template is not None and sid is not None:
-                text = self.template.format(style=Path(sid).stem.replace("_", " "))
+        for text, sid, name in zip(texts, ids, names):
+            if text is None and self.template is not None and name is not None:
+                text = self.template.format(style=name.replace("_", " "))
             if text is None:
                 missing.append(str(sid))
             out.append(text)

@@ -89,6 +89,7 @@ def _batches(chunk: Sequence[Pair], view: View, load: _ImageCache, style: bool, 
             style=torch.stack(styles) if styles and all(t is not None for t in styles) else None,  # type: ignore[misc]
             style_ids=[str(p.style) if p.style is not None else family_id(p) for p in ps],
             style_texts=[p.style_text for p in ps],
+            style_names=[p.style_stem for p in ps],
             names=[p.name for p in ps],
             families=[[load(f, view) for f in p.family] for p in ps] if family else None,
             family_ids=[family_id(p) for p in ps] if family else None,

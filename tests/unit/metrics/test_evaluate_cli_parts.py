@@ -116,6 +116,30 @@ def test_gallery_outputs_pair_with_the_family_they_were_made_against(tmp_path: P
     assert list(ev.usable_metrics(group, family_gram)) == ["gram"]
 
 
+def test_clip_t_names_a_gallery_output_after_its_style_folder(tmp_path: Path) -> None:
+    """CLIP-T's template takes the style's name: the folder's for an output made against all of it (not the stem of
+    its last image)."""
+    from stylex.metrics.embedding_scores import CLIPTextScore
+    from stylex.metrics.report import evaluate_pairs
+
+    from tests.conftest import write_image
+
+    c, s = tmp_path / "content", tmp_path / "style"
+    for path in (c / "cat.png", s / "monet.png", s / "hokusai.png", tmp_path / "gallery" / "images" / "cat__style.png"):
+        write_image(path, (32, 32))
+    (group,) = ev.collect(tmp_path / "gallery" / "images", c, s)
+    seen: list[str] = []
+
+    class Recording(CLIPTextScore):
+        def texts_for(self, batch):  # type: ignore[no-untyped-def]
+            seen.extend(texts := super().texts_for(batch))
+            raise StopIteration(texts)
+
+    with pytest.raises(StopIteration):
+        evaluate_pairs(group.pairs, {"clip_t": Recording(None, template="a painting in the style of {style}")})
+    assert seen == ["a painting in the style of style"]
+
+
 def test_family_subfolders(tmp_path: Path) -> None:
     c = tmp_path / "content"
     _img(c / "cat.png")
