@@ -27,7 +27,7 @@ from stylex.errors import ConfigError, InputError
 from stylex.metrics import report
 from stylex.metrics.base import Metric
 from stylex.metrics.embedding_scores import CLIPImageScore, CLIPTextScore, DINOScore
-from stylex.metrics.factory import METRICS, build_metrics
+from stylex.metrics.factory import METRICS, Networks, build_metrics
 from stylex.metrics.fid import FID, ArtFID
 from stylex.metrics.lpips import LPIPS
 from stylex.metrics.pairing import Location, Pair, describe_location, output_images, pair_outputs
@@ -544,12 +544,11 @@ def run_evaluation(cfg: Any, loggers: Sequence[Any] = ()) -> EvaluationResult:
     if smoke:
         log.info("tiny_models (debug=smoke): the metrics run on small random networks at most %d px; the numbers "
                  "check the wiring only", int(m.smoke_size))
+    networks = Networks(smoke, int(cfg.seed), dict(m.weights or {}), resolve_device(str(cfg.get("device", "auto"))))
     built: dict[str, dict[str, Metric]] = {}
     for protocol in protocols.values():
         if protocol.name not in built:
-            built[protocol.name] = build_metrics(
-                names, smoke=smoke, seed=int(cfg.seed), weights=dict(m.weights or {}), options=options,
-                device=resolve_device(str(cfg.get("device", "auto"))), protocol=protocol)
+            built[protocol.name] = build_metrics(names, options=options, protocol=protocol, networks=networks)
     template = options.get("clip_t", {}).get("template")
     rows, summaries = evaluate_groups(groups, protocols, built, batch_size=int(m.batch_size),
                                       clip_t_template=template)

@@ -37,8 +37,8 @@ DEFAULT_WEIGHTS: dict[str, str] = {
 }
 
 
-class _Networks:
-    """Lazily built, shared networks."""
+class Networks:
+    """Lazily built networks, shared by every metric (and every protocol) of an evaluation."""
 
     def __init__(self, smoke: bool, seed: int, weights: Mapping[str, str], device: torch.device | str) -> None:
         self.smoke, self.seed, self.device = smoke, seed, device
@@ -94,10 +94,12 @@ class _Networks:
 
 def build_metrics(names: Sequence[str] = STYLEGALLERY_TABLE, *, smoke: bool = False, seed: int = 0,
                   weights: Mapping[str, str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None,
-                  device: torch.device | str = "cpu", protocol: Protocol | None = None) -> dict[str, Metric]:
+                  device: torch.device | str = "cpu", protocol: Protocol | None = None,
+                  networks: Networks | None = None) -> dict[str, Metric]:
     """{name: metric} in the order given, as `protocol` defines them (default: stylex's own choices).
     `options[name]` are further keyword arguments of that metric's class (e.g. {"clip_t": {"template": "..."}});
-    the protocol's own options for a metric take precedence."""
+    the protocol's own options for a metric take precedence. `networks`: networks already loaded (several
+    protocols in one evaluation share them; smoke, seed, weights and device are then theirs)."""
     protocol = protocol or Protocol()
     unknown = [n for n in names if n not in METRICS]
     if unknown:
@@ -109,7 +111,7 @@ def build_metrics(names: Sequence[str] = STYLEGALLERY_TABLE, *, smoke: bool = Fa
     if bad:
         raise ConfigError(f"options or views for unknown metrics {bad} (protocol `{protocol.name}`); known: "
                           f"{', '.join(METRICS)}.")
-    n = _Networks(smoke, seed, weights or {}, device)
+    n = networks or Networks(smoke, seed, weights or {}, device)
     out: dict[str, Metric] = {}
     # ArtFID last, so that it shares the LPIPS and FID metrics listed after it (HAM_TABLE starts with artfid)
     for name in sorted(names, key=lambda k: k == "artfid"):
@@ -127,7 +129,7 @@ def build_metrics(names: Sequence[str] = STYLEGALLERY_TABLE, *, smoke: bool = Fa
     return {k: out[k] for k in names}
 
 
-def _build_one(name: str, n: _Networks, o: dict[str, Any], built: Mapping[str, Metric], p: Protocol) -> Metric:
+def _build_one(name: str, n: Networks, o: dict[str, Any], built: Mapping[str, Metric], p: Protocol) -> Metric:
     """One metric on the shared networks; ArtFID reuses the LPIPS (and the FID column's) metric already built
     when they see the images as ArtFID does."""
     if name == "lpips":

@@ -108,13 +108,24 @@ def test_missing_weights_exit_2_naming_the_metric_and_key(tmp_path: Path, capsys
     assert not (tmp_path / "eval" / "metrics.csv").exists()
 
 
-def test_auto_protocol_follows_each_method(tmp_path: Path) -> None:
-    """In process: an AD run and a HAM run evaluated together are each scored under their paper's protocol;
-    protocol=stylex puts both under stylex's own, beside the rows already there."""
+def test_auto_protocol_follows_each_method(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process: an AD run and a HAM run evaluated together are each scored under their paper's protocol, on
+    networks loaded once for both; protocol=stylex puts both under stylex's own, beside the rows already there."""
     from hydra import compose, initialize_config_dir
 
     from stylex.data.samples import register_resolvers
     from stylex.metrics.evaluation import run_evaluation
+    from stylex.metrics.factory import Networks
+
+    loaded: list[str] = []
+    get = Networks._get
+
+    def counting(self: Networks, key: str, build: object) -> object:
+        if key not in self.cache:
+            loaded.append(key)
+        return get(self, key, build)
+
+    monkeypatch.setattr(Networks, "_get", counting)
 
     ad, contents, styles = fake_run(tmp_path, "ad", "ad_run")
     ham, _, _ = fake_run(tmp_path, "ham", "ham_run")
@@ -124,6 +135,7 @@ def test_auto_protocol_follows_each_method(tmp_path: Path) -> None:
     with initialize_config_dir(str(Path(__file__).parents[2] / "configs"), version_base="1.3"):
         auto, own = compose("evaluate", overrides=base), compose("evaluate", overrides=[*base, "protocol=stylex"])
     assert run_evaluation(auto).protocols == {"ad": "stylegallery", "ham": "ham"}
+    assert sorted(loaded) == sorted(set(loaded)) and "lpips" in loaded, "each network loaded once for both protocols"
     run_evaluation(own)
     rows = list(csv.DictReader((tmp_path / "eval" / "summary.csv").open()))
     assert {(r["method"], r["protocol"]) for r in rows if r["source"] == "measured"} == {
