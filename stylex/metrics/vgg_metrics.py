@@ -2,13 +2,13 @@
 
 All three take the VGG19 as an argument and see the images as their protocol's view loads them. Gram loss and
 the style score compare each stylized image with its paired style image (`against='paired'`) or with every
-image of its style family (`against='family'`, as StyleGallery's Grama_simi.py does); a family's features are
-computed once and kept for the next outputs of the same family.
+image of its style family (`against='family'`, as StyleGallery's Grama_simi.py does); a style's features are
+computed once and kept for the next outputs of the same style.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from stylex.metrics.networks import STYLE_LAYERS, VGG19
 
 
 AGAINST = ("paired", "family")
-FAMILY_CACHE = 8  # style families whose features are kept (outputs are evaluated family by family)
+FAMILY_CACHE = 8  # styles whose features are kept (outputs are evaluated style by style)
 
 
 def _check(value: str, allowed: Sequence[str], key: str) -> str:
@@ -32,40 +32,63 @@ def _check(value: str, allowed: Sequence[str], key: str) -> str:
 
 
 class StyleSetMetric(PerImageMetric):
-    """A per-image style metric that compares with the paired style image or with the pair's whole family."""
+    """A per-image style metric that compares with the paired style image or with the pair's whole family.
+
+    Subclasses say what is compared: `features` of images, `combine` (a family's images' features as one reference)
+    and `compare` (one stylized image's features against a reference). A reference is computed once per style
+    (the paired style image's path, or the family) and kept for the next outputs of the same style."""
 
     needs = "style"
 
     def __init__(self, against: str = "paired") -> None:
         self.against = _check(against, AGAINST, f"the protocol's {self.name}.against")
         self.needs_style, self.needs_family = against == "paired", against == "family"
-        self._families: OrderedDict[str, object] = OrderedDict()
+        self._references: OrderedDict[str, object] = OrderedDict()
         super().__init__()
 
-    def family_features(self, family_id: str, images: Sequence[Tensor], compute: Callable[[], object]) -> object:
-        """compute() once per family (a few kept, least recently used first out)."""
-        if family_id in self._families:
-            self._families.move_to_end(family_id)
-            return self._families[family_id]
-        value = compute()
-        self._families[family_id] = value
-        if len(self._families) > FAMILY_CACHE:
-            self._families.popitem(last=False)
+    def features(self, images: Tensor) -> list[object]:
+        """Per image of [B,3,H,W], what this metric compares."""
+        raise NotImplementedError
+
+    def combine(self, per_image: Sequence[object]) -> object:
+        """The features of a family's images as one reference."""
+        raise NotImplementedError
+
+    def compare(self, stylized: object, reference: object) -> Tensor:
+        """The value [] of one stylized image's features against a reference."""
+        raise NotImplementedError
+
+    def reference(self, style_id: str | None, images: Sequence[Tensor]) -> object:
+        """The reference of a style's images [3,H,W] (sizes may differ): computed once per `style_id` (a few kept,
+        least recently used first out); always computed when there is no id."""
+        if style_id is not None and style_id in self._references:
+            self._references.move_to_end(style_id)
+            return self._references[style_id]
+        value = self.combine([self.features(img.unsqueeze(0))[0] for img in images])
+        if style_id is not None:
+            self._references[style_id] = value
+            if len(self._references) > FAMILY_CACHE:
+                self._references.popitem(last=False)
         return value
 
-    def score_family(self, stylized: Tensor, family_id: str, family: Sequence[Tensor]) -> Tensor:
-        """The value [] of one stylized image [1,3,H,W] against its family's images."""
-        raise NotImplementedError
+    def score(self, stylized: Tensor, reference: Tensor) -> Tensor:
+        """Per-image values [B] against each image's own style image (nothing kept)."""
+        pairs = zip(self.features(stylized), self.features(reference))
+        return torch.stack([self.compare(x, self.combine([r])) for x, r in pairs])
 
     def update(self, batch: PairBatch) -> Tensor:
         if self.against == "paired":
-            return super().update(batch)
-        if batch.families is None or batch.family_ids is None:
+            if batch.style is None or batch.style_ids is None:
+                return super().update(batch)
+            ids, styles = list(batch.style_ids), [[image] for image in batch.style]
+        elif batch.families is None or batch.family_ids is None:
             raise InputError(f"the {self.name} metric compares with each output's style family, but none was "
                              f"given; pass the style folder.")
+        else:
+            ids, styles = list(batch.family_ids), list(batch.families)
         with torch.no_grad():
-            vals = torch.stack([self.score_family(batch.stylized[i:i + 1], fid, fam).double().cpu().reshape(())
-                                for i, (fid, fam) in enumerate(zip(batch.family_ids, batch.families))])
+            vals = torch.stack([self.compare(x, self.reference(sid, images)).double().cpu().reshape(())
+                                for x, sid, images in zip(self.features(batch.stylized), ids, styles)])
         self.values.append(vals)
         return vals
 
@@ -189,14 +212,14 @@ class GramLoss(StyleSetMetric):
         """[n_x, d] stylized vs [n_y, d] style grams -> the metric: mean over x of the L1 to the nearest y."""
         return torch.cdist(gx.double().unsqueeze(0), gy.double().unsqueeze(0), p=1)[0].min(dim=1).values.mean()
 
-    def score(self, stylized: Tensor, reference: Tensor) -> Tensor:
-        gx, gy = self.grams(stylized), self.grams(reference)
-        return torch.stack([self.distance(a, b) for a, b in zip(gx, gy)])
+    def features(self, images: Tensor) -> list[object]:
+        return list(self.grams(images))
 
-    def score_family(self, stylized: Tensor, family_id: str, family: Sequence[Tensor]) -> Tensor:
-        ref = self.family_features(family_id, family,
-                                   lambda: torch.cat([self.grams(img.unsqueeze(0))[0] for img in family]))
-        return self.distance(self.grams(stylized)[0], ref)  # type: ignore[arg-type]
+    def combine(self, per_image: Sequence[object]) -> object:
+        return torch.cat(list(per_image))  # type: ignore[arg-type]
+
+    def compare(self, stylized: object, reference: object) -> Tensor:
+        return self.distance(stylized, reference)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------- style score
@@ -262,15 +285,13 @@ class StyleScore(StyleSetMetric):
         """[B, n, n] block-to-block similarities (n = grid²), averaged over layers."""
         return self._mean_similarity(self.descriptors(stylized), self.descriptors(style))
 
-    def score(self, stylized: Tensor, reference: Tensor) -> Tensor:
-        sims = self.similarity(stylized, reference).cpu().numpy()
-        return torch.tensor([hungarian_mean(s)[0] for s in sims], dtype=torch.float64)
+    def features(self, images: Tensor) -> list[object]:
+        per_layer = self.descriptors(images)
+        return [[d[i] for d in per_layer] for i in range(images.shape[0])]
 
-    def score_family(self, stylized: Tensor, family_id: str, family: Sequence[Tensor]) -> Tensor:
-        def blocks() -> list[Tensor]:  # per layer [n_family_blocks, d]: every family image's blocks
-            per_image = [self.descriptors(img.unsqueeze(0)) for img in family]
-            return [torch.cat([d[k][0] for d in per_image]) for k in range(len(self.layers))]
+    def combine(self, per_image: Sequence[object]) -> object:  # per layer: every image's blocks
+        return [torch.cat([f[k] for f in per_image]) for k in range(len(self.layers))]  # type: ignore[index]
 
-        ref = self.family_features(family_id, family, blocks)
-        sim = self._mean_similarity([d[0] for d in self.descriptors(stylized)], ref)  # type: ignore[arg-type]
+    def compare(self, stylized: object, reference: object) -> Tensor:
+        sim = self._mean_similarity(stylized, reference)  # type: ignore[arg-type]
         return torch.tensor(hungarian_mean(sim.cpu().numpy())[0], dtype=torch.float64)

@@ -38,6 +38,28 @@ def test_gram_loss_by_hand() -> None:
     assert metric.compute() == pytest.approx(7.5)
 
 
+def test_a_paired_style_is_seen_once_and_scored_like_an_uncached_pair() -> None:
+    """Outputs of the same style (named by `style_ids`) share the style's features: the network sees each style
+    image once, and the values equal those of pairs given without ids (each compared with its own style)."""
+    seen: list[int] = []
+
+    class CountingVGG(FakeVGG):
+        def forward(self, x: Tensor, taps, normalize: bool = True) -> dict[str, Tensor]:  # type: ignore[no-untyped-def]
+            seen.append(x.shape[0])
+            return super().forward(x, taps, normalize)
+
+    g = torch.Generator().manual_seed(0)
+    stylized, styles = torch.rand(4, 3, 2, 2, generator=g), torch.rand(2, 3, 2, 2, generator=g)
+    paired = styles[[0, 0, 1, 1]]
+    for metric in (GramLoss(CountingVGG(), layers=("a", "b")), StyleScore(CountingVGG(), grid=1, layers=("a", "b"))):
+        seen.clear()
+        got = metric.update(PairBatch(stylized=stylized, style=paired, style_ids=["s0", "s0", "s1", "s1"]))
+        again = metric.update(PairBatch(stylized=stylized, style=paired, style_ids=["s0", "s0", "s1", "s1"]))
+        assert sorted(seen) == [1, 1, 4, 4], "one forward per stylized batch, one per distinct style, once"
+        want = type(metric)(FakeVGG(), layers=("a", "b"), **({"grid": 1} if isinstance(metric, StyleScore) else {}))
+        assert torch.allclose(got, want.update(PairBatch(stylized=stylized, style=paired))) and torch.equal(got, again)
+
+
 def test_gram_loss_official_mode_uses_nearest_style_tile(vgg, images) -> None:  # type: ignore[no-untyped-def]
     metric = GramLoss(vgg, mode="official", block_size=32)
     shifted = torch.roll(images, shifts=(32, 32), dims=(2, 3))  # the same four tiles in another order
