@@ -44,6 +44,20 @@ class _ImageCache:
         return img
 
 
+class LazyImages(Sequence[torch.Tensor]):
+    """A style family's images as `view` loads them, read only when a metric asks: metrics keep a family's
+    features after its first output, so the family's files are not decoded again for every output."""
+
+    def __init__(self, paths: Sequence[Path], view: View, load: _ImageCache) -> None:
+        self.paths, self.view, self.load = list(paths), view, load
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:  # type: ignore[override]
+        return self.load(self.paths[i], self.view)
+
+
 def describe_evaluation(metrics: Mapping[str, Metric], views: Mapping[str, View] | None = None,
                         size: int | None = preprocess.EVAL_SIZE) -> str:
     """Each metric's view of the files and its network's input, as one line for the results files (entries
@@ -91,7 +105,7 @@ def _batches(chunk: Sequence[Pair], view: View, load: _ImageCache, style: bool, 
             style_texts=[p.style_text for p in ps],
             style_names=[p.style_stem for p in ps],
             names=[p.name for p in ps],
-            families=[[load(f, view) for f in p.family] for p in ps] if family else None,
+            families=[LazyImages(p.family, view, load) for p in ps] if family else None,
             family_ids=[family_id(p) for p in ps] if family else None,
         )))
     return batches

@@ -354,3 +354,27 @@ def test_evaluate_pairs_feeds_each_metric_its_view_and_family(lively_vgg: VGG19,
             content=load_view(pair.content, views["cfsd"]).unsqueeze(0)))
         assert row["cfsd"] == pytest.approx(float(want_cfsd[0]), rel=1e-5), pair.name
     assert summary["gram"] == pytest.approx(sum(r["gram"] for r in rows) / 4)
+
+
+def test_a_familys_files_are_read_for_its_first_output_only(lively_vgg: VGG19, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics keep a family's features, so its files are asked for once, not once per output."""
+    from stylex.metrics import report
+
+    c, styles, out = tmp_path / "content", tmp_path / "style", tmp_path / "out"
+    family = [_noise(styles / "F" / f"f{i}.png", (64, 64), 10 + i) for i in range(3)]
+    for i, name in enumerate(("a", "b", "d")):
+        _noise(c / f"{name}.png", (64, 64), i)
+        _noise(out / f"{name}__F.png", (64, 64), 30 + i)
+    asked: list[Path] = []
+    load = report._ImageCache.__call__
+
+    def counting(self, path, view, like=None):  # type: ignore[no-untyped-def]
+        asked.append(path)
+        return load(self, path, view, like)
+
+    monkeypatch.setattr(report._ImageCache, "__call__", counting)
+    gram = GramLoss(lively_vgg, mode="official", block_size=32, against="family")
+    rows, _ = evaluate_pairs(pair_outputs(out, c, styles), {"gram": gram}, batch_size=2)
+    assert len(rows) == 3 and all(r["gram"] > 0 for r in rows)
+    assert sorted(p for p in asked if p in family) == sorted(family)
