@@ -28,7 +28,7 @@ from stylex.metrics.networks import (
     load_vgg19_weights,
 )
 from stylex.metrics.pairing import Pair, pair_outputs
-from stylex.metrics.preprocess import EVAL_SIZE, View, load_eval_image, load_view
+from stylex.metrics.preprocess import EVAL_SIZE, View, load_view
 from stylex.metrics.protocol import Protocol, Table, protocol_for
 from stylex.metrics.report import (
     comparison_grid,
@@ -46,7 +46,7 @@ __all__ = [
     "VGG19", "AlexNetFeatures", "LPIPSNet", "InceptionV3",
     "load_vgg19_weights", "load_alexnet_weights", "load_lpips_weights", "load_inception_weights",
     "load_art_inception_weights",
-    "Pair", "pair_outputs", "EVAL_SIZE", "View", "load_eval_image", "load_view",
+    "Pair", "pair_outputs", "EVAL_SIZE", "View", "load_view",
     "Protocol", "Table", "protocol_for",
     "evaluate_pairs", "write_metrics_csv", "write_summary_csv", "comparison_grid", "grid_from_pairs",
     "build_metrics", "METRICS", "STYLEGALLERY_TABLE", "HAM_TABLE",

@@ -26,7 +26,6 @@ from stylex.errors import ConfigError
 EVAL_SIZE = 512
 """Default evaluation resolution: the working resolution of the SD1.5/SD2.1-base methods."""
 
-RESAMPLE = Image.Resampling.LANCZOS  # the same filter the methods use to squash their inputs
 FILTERS = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC,
            "bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
 RESIZE_RULES = ("squash", "short_side", "none")
@@ -117,11 +116,6 @@ def load_view(path: str | Path, view: View, like: tuple[int, int] | None = None)
     if like is not None and (img.height, img.width) != tuple(like):
         img = img.resize((like[1], like[0]), FILTERS[view.interpolation])
     return to_tensor(img)
-
-
-def load_eval_image(path: str | Path, size: int | None = EVAL_SIZE) -> Tensor:
-    """[3, size, size] float in [0, 1] (PIL Lanczos); `size=None` keeps the file's own resolution."""
-    return load_view(path, View("none", None) if size is None else View("squash", size))
 
 
 def _channels(x: Tensor, values: tuple[float, float, float]) -> Tensor:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stylex.errors import ConfigError
+from stylex.metrics.fid import STYLE_COPIES
 from stylex.metrics.preprocess import EVAL_SIZE, View
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ class Protocol:
         network, copies = fid.get("network", "inception"), fid.get("style_copies", "once")
         if network not in FID_NETWORKS:
             raise ConfigError(f"{where}: fid.network={network!r} is not one of: {', '.join(FID_NETWORKS)}.")
-        if copies not in ("once", "per_output"):
-            raise ConfigError(f"{where}: fid.style_copies={copies!r} is not one of: once, per_output.")
+        if copies not in STYLE_COPIES:
+            raise ConfigError(f"{where}: fid.style_copies={copies!r} is not one of: {', '.join(STYLE_COPIES)}.")
         pre = dict(data.get("preprocess") or {})
         base = _as_dict(pre.pop("default", None))  # every other entry is a change of the default view
         try:
@@ -134,7 +135,3 @@ def protocol_for(cfg: Mapping[str, Any], method: str | None) -> Protocol:
                           f"configs/protocol/auto.yaml or pass protocol=<name> explicitly.")
     return Protocol.from_config(by_name[chosen])
 
-
-def describe_protocols(protocols: Sequence[Protocol]) -> str:
-    """One line naming the protocols used, for the log."""
-    return ", ".join(f"{p.name} ({p.about})" if p.about else p.name for p in protocols)
