@@ -10,12 +10,14 @@ folder share the work: each output is claimed (a file lock in `.claims/`) by the
 """
 from __future__ import annotations
 
+import csv
 import errno
 import io
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,23 @@ SKIPPED_FILE = "skipped.txt"
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-def new_file_mode() -> int:
-    """The permissions `open()` gives a new file under the current umask (mkstemp's own are owner-only)."""
+def current_umask() -> int:
+    """The process's umask. Linux shows it in /proc; elsewhere `os.umask` reads it only by setting it, which for
+    that instant changes it for every thread (a file another thread creates then would be world-writable)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def new_file_mode() -> int:
+    """The permissions `open()` gives a new file under the current umask (mkstemp's own are owner-only)."""
+    return 0o666 & ~current_umask()
 
 
 def write_error(path: Path, exc: OSError) -> WriteError:
@@ -73,6 +87,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise write_error(path, exc) from None
         raise
+
+
+def atomic_write_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    """A CSV with these columns (keys beyond them ignored), written whole or not at all (`atomic_write_bytes`)."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, text.getvalue().encode("utf-8"))
+    return Path(path)
 
 
 def atomic_save_image(path: Path, image: Image.Image) -> None:

@@ -3,7 +3,6 @@ comparison grid image (rows = contents, columns = styles, one panel per method).
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
 from collections import OrderedDict
@@ -168,16 +167,10 @@ def _fmt(value: object) -> object:
 
 
 def _atomic_write(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> Path:
-    """Write to a temp file beside `path`, then rename: an interrupted write never leaves half a CSV."""
-    from stylex.data.outputs import atomic_write_bytes
+    """The rows' values formatted for the CSV; an interrupted write never leaves half a file."""
+    from stylex.data.outputs import atomic_write_csv
 
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _fmt(row.get(k, "")) for k in columns})
-    atomic_write_bytes(path, text.getvalue().encode("utf-8"))
-    return path
+    return atomic_write_csv(path, [{k: _fmt(row.get(k, "")) for k in columns} for row in rows], columns)
 
 
 def write_metrics_csv(path: str | Path, rows: Sequence[Row]) -> Path:

@@ -28,6 +28,14 @@ def test_files_get_the_permissions_of_the_umask(tmp_path, umask, mask, mode):
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == mode
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the umask from Linux's /proc")
+def test_the_umask_is_read_without_changing_it(umask, monkeypatch):
+    """Setting the umask to read it would briefly change it for every thread of the process."""
+    umask(0o027)
+    monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("the umask was changed to be read"))
+    assert outputs.current_umask() == 0o027 and outputs.new_file_mode() == 0o640
+
+
 def test_a_full_disk_leaves_finished_files_intact_and_no_partial_file(tmp_path, monkeypatch):
     target = tmp_path / "images" / "a__b.png"
     atomic_write_bytes(target, b"finished")
