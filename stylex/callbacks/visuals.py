@@ -29,13 +29,16 @@ def upsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return resize_labels(labels.cpu(), size).numpy()
 
 
-def region_overlay(image: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45) -> Image.Image:
-    """The image with each region tinted in its own colour and numbered at its centre."""
+def region_overlay(image: torch.Tensor, labels: torch.Tensor, alpha: float = 0.45, numbered: bool = True
+                   ) -> Image.Image:
+    """The image with each region tinted in its own colour and (`numbered`) numbered at its centre."""
     h, w = image.shape[-2:]
     grid = upsample_labels(labels.cpu(), (h, w))
     base = np.asarray(to_pil(image), dtype=np.float32)
     tinted = (1 - alpha) * base + alpha * PALETTE[grid % len(PALETTE)]
     out = Image.fromarray(tinted.clip(0, 255).astype(np.uint8))
+    if not numbered:
+        return out
     draw = ImageDraw.Draw(out)
     for region in np.unique(grid):
         ys, xs = np.nonzero(grid == region)

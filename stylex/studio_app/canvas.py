@@ -70,9 +70,9 @@ def scaled(image: Tensor, height: int) -> Tensor:
                          antialias=True)[0].clamp(0, 1)
 
 
-def content_overlay(content: Tensor, labels: np.ndarray, height: int) -> Image.Image:
+def content_overlay(content: Tensor, labels: np.ndarray, height: int, numbered: bool = True) -> Image.Image:
     """The content at `height` px with its regions tinted and numbered (the painting background)."""
-    return region_overlay(scaled(content, height), torch.from_numpy(labels))
+    return region_overlay(scaled(content, height), torch.from_numpy(labels), numbered=numbered)
 
 
 def outline(picture: Image.Image, labels: np.ndarray, region: int, colour: tuple[int, int, int]) -> None:
@@ -89,10 +89,11 @@ def draw_canvas(content: Tensor, content_labels: np.ndarray, refs: list[Tensor],
     """The plan as one picture: content at `height` px on the left, references stacked on the right."""
     n = max(1, len(refs))
     ref_height = max(96, (height - PAD * (n - 1)) // n - CAPTION)
-    content_pic = content_overlay(content, content_labels, height)
+    content_pic = content_overlay(content, content_labels, height, numbered=False)  # numbered last, over the lines
     for region in selected:
         outline(content_pic, content_labels, region, (255, 255, 255))
-    ref_pics = [region_overlay(scaled(img, ref_height), torch.from_numpy(lab)) for img, lab in zip(refs, ref_labels)]
+    ref_pics = [region_overlay(scaled(img, ref_height), torch.from_numpy(lab), numbered=False)
+                for img, lab in zip(refs, ref_labels)]
     font = ImageFont.load_default(size=14)
     left = content_pic.width + GAP
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))

@@ -4,13 +4,13 @@ after the page is gone."""
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stylex.data.datamodule import discover_images
 from stylex.data.images import IMAGE_SUFFIXES, file_digest, load_image
+from stylex.data.outputs import atomic_write_bytes
 from stylex.errors import InputError
 from stylex.studio_app.plan_files import inside
 
@@ -74,8 +74,5 @@ def take_upload(root: Path, uploaded: str | Path, original_name: str, max_pixels
     folder = inside(root, root / "inputs" / file_digest(uploaded))
     kept = folder / name
     if not kept.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{name}.part"
-        shutil.copyfile(uploaded, partial)
-        partial.replace(kept)
+        atomic_write_bytes(kept, uploaded.read_bytes())
     return Source(kept, kept.stem)

@@ -8,15 +8,15 @@ resuming over an output made with another plan.
 from __future__ import annotations
 
 import hashlib
-import io
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from PIL import Image
 
-from stylex.data.outputs import atomic_write_bytes
+from stylex.data.outputs import atomic_save_image, atomic_write_bytes
 from stylex.errors import ConfigError
 from stylex.studio_app.edits import Edits
 
@@ -47,14 +47,6 @@ def overrides_yaml(content_name: str, overrides: dict[int, tuple[str, int]]) -> 
     return yaml.safe_dump(table, sort_keys=False, default_flow_style=None)
 
 
-def mask_png(mask: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def save_plan(root: Path, content_name: str, edits: Edits) -> PlanFiles:
     """Write the plan's files (once: the folder is named by their contents) and return where they are."""
     text = overrides_yaml(content_name, edits.overrides) if edits.overrides else ""
@@ -69,7 +61,7 @@ def save_plan(root: Path, content_name: str, edits: Edits) -> PlanFiles:
     if masks is not None:
         path = inside(root, masks / f"{content_name}.png")
         if not path.exists():
-            atomic_write_bytes(path, mask_png(mask))
+            atomic_save_image(path, Image.fromarray(mask.astype(np.uint8), mode="L"))
     folder.mkdir(parents=True, exist_ok=True)
     return PlanFiles(folder, overrides, masks)
 

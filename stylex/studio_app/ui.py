@@ -146,15 +146,18 @@ def build(studio: Studio, settings: Any) -> Any:
                     return message(f"unexpected error ({type(exc).__name__}: {exc}); the server log has details.")
             return wrapper
 
-        def shown(state: Session, text: str) -> dict:
-            """Everything that depends on the current view."""
+        def shown(state: Session, text: str, repaint: bool = True) -> dict:
+            """Everything that depends on the current view; `repaint=False` keeps the painter's strokes (a
+            selection changes only the outlines)."""
             view = state.need_view()
             state.canvas = draw_canvas(view.content, view.content_labels, view.refs, view.ref_labels,
                                        view.ref_names, view.matches, state.selected, display)
             rows = [[row[c] for c in TABLE_COLUMNS] for row in view.rows]
-            picture = content_overlay(view.content, view.content_labels, display)
-            return {session: state, canvas: state.canvas.image, table: rows, command: view.command,
-                    status: text, painter: {"background": picture, "layers": [], "composite": None}}
+            out = {session: state, canvas: state.canvas.image, table: rows, command: view.command, status: text}
+            if repaint:
+                picture = content_overlay(view.content, view.content_labels, display)
+                out[painter] = {"background": picture, "layers": [], "composite": None}
+            return out
 
         def analysed(state: Session, progress: Any = None) -> View:
             assert state.content is not None
@@ -222,7 +225,8 @@ def build(studio: Studio, settings: Any) -> Any:
                 state.selected = []
                 if dropped:
                     text += f" Override(s) of region(s) {', '.join(map(str, dropped))} no longer apply and were dropped."
-            state.view = analysed(state, progress)
+            if not mask_changed or state.edits.overrides:  # a new mask with no override to carry is analysed
+                state.view = analysed(state, progress)
             return shown(state, text + " " + describe(state.view, state))
 
         @guarded
@@ -240,7 +244,7 @@ def build(studio: Studio, settings: Any) -> Any:
                     state.selected = (state.selected + [region])[-2:]
                 chosen = ", ".join(map(str, state.selected)) or "none"
                 return shown(state, f"Selected content region(s): {chosen}. Click a region of a reference to give "
-                                    f"the last one its style, or merge two.")
+                                    f"the last one its style, or merge two.", repaint=False)
             if not state.selected:
                 raise InputError("click a content region first, then the style region it should take its style from.")
             target = state.selected[-1]

@@ -63,3 +63,26 @@ def test_selected_regions_are_outlined():
     changed = (plain != chosen).any(axis=2)
     ys, xs = np.nonzero(changed)
     assert len(xs) and xs.min() >= 100 - 1 and xs.max() < 200  # only inside content region 1
+
+
+def test_region_numbers_are_drawn_once_over_the_lines(monkeypatch):
+    """The tinted pictures come unnumbered (the canvas numbers every region itself, on top of the match lines);
+    an unnumbered overlay is the tint alone."""
+    from stylex.callbacks import visuals
+    from stylex.studio_app import canvas as canvas_module
+
+    numbered = []
+    overlay = visuals.region_overlay
+
+    def recording(image, labels, alpha=0.45, **kw):  # type: ignore[no-untyped-def]
+        numbered.append(kw.get("numbered", True))
+        return overlay(image, labels, alpha, **kw)
+
+    monkeypatch.setattr(canvas_module, "region_overlay", recording)
+    canvas([match(1, 0, 1)])
+    assert numbered == [False, False, False]  # the content and both references
+    image = torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[0, 0, 1, 1]] * 4)
+    tint = 0.55 * np.asarray(visuals.to_pil(image), dtype=np.float32) + 0.45 * PALETTE[labels.numpy()]
+    got = np.asarray(visuals.region_overlay(image, labels, numbered=False))
+    np.testing.assert_array_equal(got, tint.clip(0, 255).astype(np.uint8))
