@@ -31,6 +31,11 @@ def sidecar(result: Stylized, config_hash: str, rank: int = 0) -> dict[str, Any]
     }
 
 
+def write_result(store: OutputStore, result: Stylized, config_hash: str, rank: int = 0) -> None:
+    """One output as a run writes it: the image, its overlays, then its sidecar."""
+    store.write(result.item.name, to_pil(result.image), sidecar(result, config_hash, rank), render_files(result))
+
+
 class OutputWriter(L.Callback):
     """Saves each `Stylized` with its sidecar, and its overlays (regions, attention, candidates) in `overlays/`."""
 
@@ -46,8 +51,7 @@ class OutputWriter(L.Callback):
                              batch_idx: int, dataloader_idx: int = 0) -> None:
         assert self.store is not None, "OutputWriter.bind(store, config_hash) must be called before the run"
         for result in outputs or []:
-            self.store.write(result.item.name, to_pil(result.image), sidecar(result, self.config_hash, trainer.global_rank),
-                             render_files(result))
+            write_result(self.store, result, self.config_hash, trainer.global_rank)
             self.written += 1
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 from torch import Tensor
@@ -156,11 +156,7 @@ class StyleGallery(AttentionDistillationBase):
     def stylize(self, group: Group) -> list[Stylized]:
         """Stage 1 (regions), stage 2 (matches), stage 3 (optimisation) for the group, then one output per item."""
         timer = Timer()
-        gallery = self.gallery_index() if self.gallery_config.get("path") else None  # checked before any work
-        with timer.phase("regions"):
-            contents, references = self.dfcc_regions(group)
-        with timer.phase("matching"):
-            group, references, plans = self.match_regions(group, contents, references, gallery)
+        group, contents, references, plans = self.plan_group(group, timer.phase)
         with timer.phase("optimise"):
             latent, curves, timesteps = self.optimise(contents, references, plans, *self.progress(group))
         with timer.phase("decode"), torch.no_grad():
@@ -172,6 +168,18 @@ class StyleGallery(AttentionDistillationBase):
         return [self.output(item, plan, contents[b], [references[r] for r in plan.ref_ids], images[b], curves[b],
                             attention[b], timesteps, per_image)
                 for b, (item, plan) in enumerate(zip(group.items, plans))]
+
+    def plan_group(self, group: Group, phase: Callable[[str], ContextManager[Any]] = lambda name: nullcontext()
+                   ) -> tuple[Group, list[dict[str, Any]], list[dict[str, Any]], list[RegionPlan]]:
+        """Stages 1 and 2 (`phase("regions")`, `phase("matching")` around each): the group (rebuilt when its
+        references came from a gallery), the contents' and references' stage-1 results, and each item's plan.
+        What the studio shows is what a run optimises."""
+        gallery = self.gallery_index() if self.gallery_config.get("path") else None  # checked before any work
+        with phase("regions"):
+            contents, references = self.dfcc_regions(group)
+        with phase("matching"):
+            group, references, plans = self.match_regions(group, contents, references, gallery)
+        return group, contents, references, plans
 
     # -- stage 1: DFCC regions (METHODS.md 2.1) ----------------------------------------------------------
     def dfcc_regions(self, group: Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -119,11 +120,14 @@ class Studio:
             datamodule = self.datamodule(content, styles, self.run_config(plan))
             batch = next(iter(datamodule.predict_dataloader()))
             group = group_items(batch)[0]
-            gallery = self.method.gallery_index() if self.gallery_mode else None
-            progress(0.1, f"Stage 1: regions of {1 + len(group.references)} image(s) (cached after the first time)")
-            contents, references = self.method.dfcc_regions(group)
-            progress(0.8, "Stage 2: matching regions")
-            group, references, plans = self.method.match_regions(group, contents, references, gallery)
+            stages = {"regions": (0.1, f"Stage 1: regions of {1 + len(group.references)} image(s) (cached after "
+                                       f"the first time)"), "matching": (0.8, "Stage 2: matching regions")}
+
+            def phase(name: str) -> ContextManager[None]:
+                progress(*stages[name])
+                return nullcontext()
+
+            group, _, _, plans = self.method.plan_group(group, phase)
         item, region_plan = group.items[0], plans[0]
         names = [s.name for s in item.styles]
         return View(item.name, item.content_image, region_plan.content_labels.cpu().numpy(), list(item.style_images),
@@ -136,9 +140,7 @@ class Studio:
         writes it; a result already there for this config and inputs is reused (as a run resumes)."""
         import lightning as L
 
-        from stylex.callbacks.visuals import render_files
-        from stylex.callbacks.writer import sidecar
-        from stylex.data.images import to_pil
+        from stylex.callbacks.writer import write_result
         from stylex.data.outputs import OutputStore
         from stylex.pipeline import config_hash
 
@@ -155,6 +157,6 @@ class Studio:
             L.seed_everything(cfg.seed, verbose=False)
             results = self.method.predict_step(batch, 0)
         for result in results:
-            store.write(result.item.name, to_pil(result.image), sidecar(result, chash), render_files(result))
+            write_result(store, result, chash)
         name = results[0].item.name
         return Result(store.image_path(name), store.sidecar_path(name), reused=False)

@@ -18,7 +18,7 @@ from stylex.errors import InputError, StylexError
 from stylex.studio_app.canvas import Canvas, content_overlay, draw_canvas, scaled
 from stylex.studio_app.edits import (Edits, merge_regions, paint_region, painted_cells, read_label_mask,
                                      remap_overrides)
-from stylex.studio_app.engine import Studio, View
+from stylex.studio_app.engine import Studio, View, no_progress
 from stylex.studio_app.inputs import Source, configured, take_upload
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def build(studio: Studio, settings: Any) -> Any:
 
         def analysed(state: Session, progress: Any = None) -> View:
             assert state.content is not None
-            report = (lambda f, t: progress(f, desc=t)) if progress is not None else (lambda f, t: None)
+            report = (lambda f, t: progress(f, desc=t)) if progress is not None else no_progress
             return studio.analyse(state.content, state.styles, state.edits, report)
 
         def describe(view: View, state: Session) -> str:
