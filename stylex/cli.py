@@ -10,9 +10,9 @@ from typing import Any, Callable, TypeVar
 
 from hydra.experimental.callback import Callback
 
-from stylex.checks.folders import write_problem
+from stylex.checks.folders import check_folders
 from stylex.data.samples import config_dir
-from stylex.errors import EXIT_USAGE, StylexError
+from stylex.errors import EXIT_USAGE, ConfigError, StylexError
 
 log = logging.getLogger("stylex")
 F = TypeVar("F", bound=Callable[..., object])
@@ -147,7 +147,7 @@ class RunFolderCheck(Callback):
 
     @staticmethod
     def check(folder: str, setting: str) -> None:
-        reason = write_problem(folder)
-        if reason:
-            fail(f"{folder} cannot be written ({reason}); choose another folder with {setting}=... "
-                 f"Nothing was written.")
+        try:
+            check_folders([(folder, setting)])
+        except ConfigError as exc:
+            fail(str(exc))

@@ -104,11 +104,6 @@ class Method:
     seed: int = between(0, MAX_SEED)
     show_progress: bool = MISSING
 
-    @staticmethod
-    def relations(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
-        """(key, what is wrong) for settings that contradict each other."""
-        return iter(())
-
 
 @dataclass
 class OptimisingMethod(Method):

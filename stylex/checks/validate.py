@@ -11,15 +11,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from stylex.checks.allowed import allowed_of, describe, show
 from stylex.checks.schema import COMMANDS
 from stylex.errors import ConfigError
-
-MISSING_VALUE = "???"
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -57,11 +54,11 @@ def find_problems(values: Any, schema: type, path: str = "") -> list[Problem]:
         return [Problem(path, values, "must be a group of settings (key: value)")]
     fields = {f.name: f for f in dataclasses.fields(schema)}
     types = type_hints(schema)
-    problems = [Problem(join(path, key), value, unknown_key(path, schema, fields)) for key, value in values.items()
+    problems = [Problem(join(path, key), value, unknown_key(path, fields)) for key, value in values.items()
                 if key not in fields and not getattr(schema, "OPEN", False)]
     typed = typed_node(schema)
     for name, value in values.items():
-        if name not in fields or value == MISSING_VALUE:
+        if name not in fields or value == MISSING:
             continue
         key, spec, annotation = join(path, name), fields[name], types[name]
         if "by_target" in spec.metadata:
@@ -87,8 +84,9 @@ def find_problems(values: Any, schema: type, path: str = "") -> list[Problem]:
         if rule is not None and checked is not None and not rule.accepts(checked):
             problems.append(Problem(key, value, f"must be {describe(annotation, spec)}"))
     if not problems:
-        problems += [Problem(join(path, key), lookup(values, key), text) for key, text in schema.relations(values)] \
-            if hasattr(schema, "relations") else []
+        relations = getattr(schema, "relations", None)  # settings that contradict each other
+        problems += [Problem(join(path, key), lookup(values, key), text) for key, text in relations(values)] \
+            if relations is not None else []
     return problems
 
 
@@ -127,7 +125,7 @@ def check_entries(value: Any, schema: type, key: str) -> list[Problem]:
     return [p for name, node in value.items() for p in find_problems(node, schema, join(key, str(name)))]
 
 
-def unknown_key(path: str, schema: type, fields: dict[str, Any]) -> str:
+def unknown_key(path: str, fields: dict[str, Any]) -> str:
     known = ", ".join(sorted(k for k in fields if not k.startswith("_")))
     return f"is not a setting of `{path or 'the config'}` (its settings: {known})"
 
