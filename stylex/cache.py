@@ -67,8 +67,6 @@ class ArtifactCache:
                         buffer = io.BytesIO()
                         torch.save(value, buffer)
                         atomic_write_bytes(path, buffer.getvalue())
-            else:
-                self.hits += 1
         self._remember(key, value)
         return value
 
@@ -80,10 +78,12 @@ class ArtifactCache:
         if not path.exists():
             return None
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            value = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged cache entry is recomputed, never trusted
             log.warning("Ignoring unreadable cache entry %s (%s); recomputing.", path, exc)
             return None
+        self.hits += 1  # found on disk (before, or after waiting for the process that computed it)
+        return value
 
     @contextmanager
     def _entry_lock(self, path: Path) -> Iterator[None]:

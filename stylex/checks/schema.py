@@ -219,6 +219,7 @@ class StyleGalleryMethod(OptimisingMethod):
     init: str = one_of("inverted", "content")
     fallback_temperature: float = above(0)
     cache_dir: Optional[str] = MISSING
+    cache_lock_timeout: float = above(0)
     user_masks: Optional[str] = MISSING
     visualise: Visualise = nested(Visualise)
     accel: Optional[Accel] = None

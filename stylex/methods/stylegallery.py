@@ -83,7 +83,8 @@ class StyleGallery(AttentionDistillationBase):
                  iters_per_step: int = 1, lr: float = 0.05, temperature: float = 1.5, content_weight: float = 0.26,
                  mask_mode: str = "sparse", loss_norm: str = "layer", init: str = "inverted",
                  fallback_temperature: float = 1.0, dino_depth_input: str = "working",
-                 prompt: str = "", cache_dir: str | None = None, user_masks: str | None = None,
+                 prompt: str = "", cache_dir: str | None = None, cache_lock_timeout: float = 900.0,
+                 user_masks: str | None = None,
                  visualise: dict | None = None, accel: dict | None = None, gallery: dict | None = None,
                  regional_attention: str = "gather", seed: int = 0, show_progress: bool = True,
                  early_exit: bool = True):
@@ -111,7 +112,7 @@ class StyleGallery(AttentionDistillationBase):
         self.temperature, self.content_weight, self.mask_mode = temperature, content_weight, mask_mode
         self.loss_norm, self.init, self.fallback_temperature = loss_norm, init, fallback_temperature
         self.dino_depth_input = dino_depth_input
-        self.cache = ArtifactCache(cache_dir)
+        self.cache = ArtifactCache(cache_dir, lock_timeout=cache_lock_timeout)
         self.user_masks = Path(user_masks).expanduser() if user_masks else None
         self.visualise = {"layer": -1, "step": 0.5, **(visualise or {})}
         self.accel = {"name": "none", "schedule": "ddim", "original_inference_steps": 50, "lora": None, **(accel or {})}

@@ -2,6 +2,7 @@
 readers that never see a partial one. The processes are real (spawned), as ranks and sweep jobs are."""
 from __future__ import annotations
 
+import io
 import logging
 import multiprocessing as mp
 import os
@@ -105,3 +106,29 @@ def test_a_damaged_entry_is_recomputed_and_replaced(tmp_path: Path):
     again = ArtifactCache(tmp_path)
     assert again.get_or_compute("stage1", PARTS, lambda: pytest.fail("recomputed")) == {"k": 5}
     assert again.hits == 1 and again.misses == 0
+
+
+def test_an_entry_written_while_waiting_for_its_lock_counts_as_a_hit(tmp_path: Path):
+    """The counts go into every sidecar: an entry another process finished while this one waited was not
+    computed here."""
+    import threading
+
+    from stylex.data.outputs import atomic_write_bytes
+    from stylex.methods.stylegallery import StyleGallery
+
+    assert StyleGallery(cache_dir=str(tmp_path), cache_lock_timeout=7.5).cache.lock_timeout == 7.5
+    cache = ArtifactCache(tmp_path, lock_timeout=60)
+    path = cache.path("stage1", cache_key(PARTS))
+    path.parent.mkdir(parents=True)
+    held = FileLock(str(path) + ".lock")
+    held.acquire()
+    got: dict = {}
+    waiting = threading.Thread(target=lambda: got.update(value=cache.get_or_compute("stage1", PARTS, dict)))
+    waiting.start()
+    time.sleep(0.5)  # it found no entry and waits for the lock
+    buffer = io.BytesIO()
+    torch.save({"k": 7}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    held.release()
+    waiting.join(timeout=60)
+    assert got["value"] == {"k": 7} and (cache.hits, cache.misses) == (1, 0)
