@@ -18,8 +18,8 @@ import lightning as L
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from stylex.data.images import (IMAGE_SUFFIXES, bad_images_error, file_digest, load_image, resize, to_tensor,
-                                unreadable, visible_files)
+from stylex.data.images import (IMAGE_SUFFIXES, file_digest, load_image, resize, screen_images, to_tensor,
+                                visible_files)
 from stylex.data.outputs import OutputStore
 from stylex.errors import ConfigError, InputError
 
@@ -215,13 +215,9 @@ class StyleDataModule(L.LightningDataModule):
     def readable(self, contents: list[Path], styles: list[Path]) -> tuple[list[Path], list[Path]]:
         """Decode every input once before any work: unreadable ones stop the run (`on_bad_image=stop`) or are
         left out, logged and kept in `bad_inputs` (`skip`)."""
-        bad = unreadable(list(dict.fromkeys(contents + styles)))
+        bad = screen_images(contents + styles, self.on_bad_image, "data.on_bad_image=skip")
         if not bad:
             return contents, styles
-        if self.on_bad_image == "stop":
-            raise bad_images_error(bad, "data.on_bad_image=skip")
-        for path, reason in bad.items():
-            log.warning("Skipping %s: %s", path, reason)
         self.bad_inputs = bad
         contents, styles = [p for p in contents if p not in bad], [p for p in styles if p not in bad]
         for role, left in (("content", contents), ("styles", styles if not self.gallery else [None])):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,17 @@ def bad_images_error(bad: dict[Path, str], skip_setting: str) -> InputError:
     listed = "\n".join(f"  - {path}: {reason}" for path, reason in list(bad.items())[:10])
     more = f"\n  - ... and {len(bad) - 10} more" if len(bad) > 10 else ""
     return InputError(f"{len(bad)} images cannot be read:\n{listed}{more}\n{fix}")
+
+
+def screen_images(paths: Iterable[Path], on_bad_image: str, skip_setting: str) -> dict[Path, str]:
+    """Decode every image once before any work: {path: why} for the unreadable ones. `on_bad_image=stop`: one
+    `InputError` listing them all (`skip_setting` says how to go on without them); `skip`: each is logged."""
+    bad = unreadable(list(dict.fromkeys(paths)))
+    if bad and on_bad_image == "stop":
+        raise bad_images_error(bad, skip_setting)
+    for path, reason in bad.items():
+        log.warning("Skipping %s: %s", path, reason)
+    return bad
 
 
 def file_digest(path: str | Path) -> str:

@@ -226,15 +226,11 @@ def inputs_of(pair: Pair) -> tuple[Path, ...]:
 def drop_unreadable(groups: list[MethodOutputs], on_bad_image: str) -> tuple[list[MethodOutputs], dict[Path, str]]:
     """Decode every output, content and style once before any network loads: an unreadable one stops the
     evaluation (`on_bad_image=stop`) or its pairs are left out (`skip`); returns the groups and {file: why}."""
-    from stylex.data.images import bad_images_error, unreadable
+    from stylex.data.images import screen_images
 
-    bad = unreadable(list(dict.fromkeys(f for g in groups for p in g.pairs for f in inputs_of(p))))
+    bad = screen_images((f for g in groups for p in g.pairs for f in inputs_of(p)), on_bad_image, "on_bad_image=skip")
     if not bad:
         return groups, bad
-    if on_bad_image == "stop":
-        raise bad_images_error(bad, "on_bad_image=skip")
-    for path, reason in bad.items():
-        log.warning("Skipping %s: %s", path, reason)
     for g in groups:
         g.pairs = [p for p in g.pairs if not set(inputs_of(p)) & bad.keys()]
     kept = [g for g in groups if g.pairs]
