@@ -33,7 +33,7 @@ def region_overlay(image: torch.Tensor, labels: torch.Tensor, alpha: float = 0.4
                    ) -> Image.Image:
     """The image with each region tinted in its own colour and (`numbered`) numbered at its centre."""
     h, w = image.shape[-2:]
-    grid = upsample_labels(labels.cpu(), (h, w))
+    grid = upsample_labels(labels, (h, w))
     base = np.asarray(to_pil(image), dtype=np.float32)
     tinted = (1 - alpha) * base + alpha * PALETTE[grid % len(PALETTE)]
     out = Image.fromarray(tinted.clip(0, 255).astype(np.uint8))
@@ -77,7 +77,7 @@ def wandb_objects(result: Stylized, wandb: Any) -> dict[str, Any]:
     regions = result.artifacts.get("regions")
     if regions:
         def masked(image: torch.Tensor, labels: torch.Tensor, caption: str) -> Any:
-            grid = upsample_labels(labels.cpu(), tuple(image.shape[-2:]))
+            grid = upsample_labels(labels, tuple(image.shape[-2:]))
             classes = {int(r): f"region {int(r)}" for r in np.unique(grid)}
             return wandb.Image(to_pil(image), caption=caption,
                                masks={"regions": {"mask_data": grid.astype(np.uint8), "class_labels": classes}})

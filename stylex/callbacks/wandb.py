@@ -71,7 +71,6 @@ class StylexWandbLogger(WandbLogger):
             log.warning("W&B: could not start an online run (%s); logging offline to %s/wandb instead. Upload it "
                         "later with `wandb sync %s/wandb/offline-run-*`.", reason, save_dir, save_dir)
             self._wandb_init["mode"] = "offline"
-            self._experiment = None
             return super().experiment
 
 
