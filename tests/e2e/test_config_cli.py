@@ -71,23 +71,22 @@ def test_cfg_job_resolve_prints_the_resolved_config(tmp_path, command, extra):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_run_with_status_130(tmp_path):
-    for i in range(3):
+    for i in range(6):
         write_image(tmp_path / "c" / f"c{i}.png", (64, 64), seed=i)
     write_image(tmp_path / "s" / "s.png", (64, 64), seed=9)
     out = tmp_path / "run"
     args = [sys.executable, "-m", "stylex.run", "experiment=smoke", "logger=none", "data.resolution=64",
-            "data.batch_size=1", "method.num_steps=40", f"data.content={tmp_path / 'c'}",
+            "data.batch_size=1", "method.num_steps=200", f"data.content={tmp_path / 'c'}",
             f"data.styles={tmp_path / 's'}", f"hydra.run.dir={out}"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    with open(tmp_path / "stderr", "w") as errors:
-        run = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
+    with open(tmp_path / "stderr", "w") as errors, open(tmp_path / "stdout", "w") as log:
+        run = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=errors, text=True)
         deadline = time.monotonic() + 240
-        for line in run.stdout:  # the log goes to stdout: wait until the work has started
-            if "output(s) to make" in line or time.monotonic() > deadline:
-                break
-        time.sleep(2)
+        while not list(out.glob("images/*.json")) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # interrupt once the first output is finished, while the others are being made
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=120) == 130
     said = (tmp_path / "stderr").read_text()
     assert "interrupted" in said and f"hydra.run.dir={out}" in said and "Traceback" not in said
     assert not list(out.rglob("*.part"))
+    assert 1 <= len(list(out.glob("images/*.json"))) < 6, "stopped between outputs, the finished ones kept"
