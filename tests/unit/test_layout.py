@@ -81,8 +81,8 @@ def test_imports_go_down_the_layers():
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
 
 
-def test_no_import_circle():
-    edges = graph()
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """A path a -> ... -> a in the graph (depth-first), or None."""
     state: dict[str, int] = {}
     path: list[str] = []
 
@@ -99,12 +99,20 @@ def test_no_import_circle():
         return None
 
     for start in sorted(edges):
-        if start not in state:
-            cycle = visit(start)
-            assert cycle is None, "import circle: " + " -> ".join(cycle)
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_no_import_circle():
+    cycle = find_cycle(graph())
+    assert cycle is None, "import circle: " + " -> ".join(cycle)
 
 
 def test_the_checker_sees_a_planted_circle(tmp_path):
-    """The graph builder finds function-level imports, so a circle hidden in a function would be caught."""
+    """The graph builder finds function-level imports, so a circle hidden in a function would be caught, and the
+    search finds a planted circle (and none in a graph without one)."""
     (tmp_path / "m.py").write_text("def f():\n    from stylex.gallery import store\n")
     assert imports(tmp_path / "m.py", modules()) == {"stylex.gallery.store"}
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
