@@ -53,7 +53,7 @@ def test_submitit_sweep_runs_both_jobs_and_a_preempted_job_resumes_without_redoi
     sweep = tmp_path / "sweep"
     command = [sys.executable, "-m", "stylex.run", "-m", "experiment=smoke", "logger=none",
                "hydra/launcher=submitit_local", "method.lr=0.03,0.05", "data.batch_size=1", "data.resolution=64",
-               "method.num_steps=2", *inputs(tmp_path, 4), f"hydra.sweep.dir={sweep}"]
+               "method.num_steps=20", *inputs(tmp_path, 4), f"hydra.sweep.dir={sweep}"]  # outputs ~1 s apart
     proc = subprocess.Popen(command, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -78,7 +78,7 @@ def test_submitit_sweep_runs_both_jobs_and_a_preempted_job_resumes_without_redoi
     assert len(starts) == 2 and starts[0].group(5) != starts[1].group(5), log0[-2000:]  # requeued: a new process
     assert all(m.group(6) == str(job0.resolve()) for m in starts)
     resumed = re.search(r"Resuming: (\d+) of 4 outputs are already done", log0)
-    assert resumed and int(resumed.group(1)) >= len(done_before), log0[-2000:]
+    assert resumed and len(done_before) <= int(resumed.group(1)) < 4, log0[-2000:]  # stopped between outputs
     after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (job0 / "images").glob("*.json")}
     assert {n: after[n] for n in done_before} == done_before  # finished outputs were not written again
     submitit_logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.out"))
