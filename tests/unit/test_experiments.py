@@ -43,6 +43,7 @@ ROWS: list[tuple[Any, ...]] = [
     (AD, "method.iters_per_step", 1, "§1", "1 Adam iteration per timestep"),
     # 2.1 stage 1
     (SG, "method._target_", "stylex.methods.stylegallery.StyleGallery", "§2", "## 2. StyleGallery"),
+    (SG, "data.pairing", "gallery", "§2", "Input: one content image and **any number** of style references"),
     (SG, "method.regions.inversion_steps", 15, "§2.1", "DDIM inversion, 15 steps, empty prompt"),
     (SG, "method.regions.feature_block", "up_blocks.2", "§2.1", "record the output of `unet.up_blocks[2]`"),
     (SG, "method.regions.time_sharpness", 5.0, "§2.1", "`d(i) = 1/(1+exp(5·(i/15 − 0.7)))`"),

@@ -135,9 +135,9 @@ def test_optimisation_starts_from_the_normalised_x_T_with_one_adam_across_timest
 
 
 def changed(value, name):
-    """Another valid value for a stage-1 setting."""
+    """Another valid value for a stage-1 or matching setting."""
     other = {"feature_block": "up_blocks.1", "depth_resize": "nearest", "stat": "official", "dino_mode": "official",
-             "geometry": "min_enclosing", "silhouette_sample_size": 100}
+             "geometry": "min_enclosing", "silhouette_sample_size": 100, "assignment": "hungarian", "min_score": 0.3}
     if name in other:
         return other[name]
     if isinstance(value, bool):
@@ -167,9 +167,13 @@ def test_stage1_cache_key_covers_every_stage1_setting_and_the_backbone_dtype(tin
     base = parts()
     for f in fields(RegionParams):
         assert parts(regions={f.name: changed(f.default, f.name)}) != base, f"method.regions.{f.name}"
+    stage1 = {"stat", "stat_layers", "stat_heads", "dino_mode", "dino_resize", "dino_crop", "geometry", "min_overlap"}
+    assert set(STAGE1_MATCHING) == stage1  # the descriptors' settings, listed here by hand
     for f in fields(MatchingParams):
-        if f.name in STAGE1_MATCHING:
-            assert parts(matching={f.name: changed(f.default, f.name)}) != base, f"method.matching.{f.name}"
+        if f.name == "overrides":
+            continue
+        key_changes = parts(matching={f.name: changed(f.default, f.name)}) != base
+        assert key_changes == (f.name in stage1), f"method.matching.{f.name}"
     assert parts(dino_depth_input="original") != base
     assert parts(lr=0.5, temperature=1.0, mask_mode="zero", loss_norm="region", content_weight=0.1) == base
     monkeypatch.setattr(tiny_backbone, "dtype", torch.bfloat16)  # a CPU fp32 entry is not reused by a bf16 run
@@ -219,6 +223,7 @@ def test_dino_and_depth_see_the_original_files_with_dino_depth_input_original(ti
         for (x, mode, kw), name in zip(seen["dino"], ("cat", "wave")):
             assert torch.equal(x, expected[name]) and mode == "official"
             assert kw == {"official_resize": 70, "official_crop": 56}
+        assert len(seen["depth"]) == 2  # the content, then the reference
         for (x, kw), name in zip(seen["depth"], ("cat", "wave")):
             assert torch.equal(x, expected[name]) and kw == {"input_size": 28, "reduce": "nearest"}
 
