@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,10 @@ import pytest
 import yaml
 
 from tests.conftest import write_image
-from tests.e2e.cli import run_cli
+from tests.e2e.cli import cli_env, free_port, run_cli
 
 HEADER = re.compile(r"Rank (\d+) of (\d+) on node (\S+) \(node rank (\d+), local rank \d+, pid (\d+)\), "
                     r"output folder (\S+?)(?:, W&B group (\S+))?$", re.M)
-
-
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1",
-            "PYTHONWARNINGS": "ignore", "STYLEX_CACHE": str(tmp_path / "cache")}
 
 
 def inputs(tmp_path: Path, contents: int, styles: int = 1) -> list[str]:
@@ -54,7 +48,7 @@ def test_submitit_sweep_runs_both_jobs_and_a_preempted_job_resumes_without_redoi
     command = [sys.executable, "-m", "stylex.run", "-m", "experiment=smoke", "logger=none",
                "hydra/launcher=submitit_local", "method.lr=0.03,0.05", "data.batch_size=1", "data.resolution=64",
                "method.num_steps=20", *inputs(tmp_path, 4), f"hydra.sweep.dir={sweep}"]  # outputs ~1 s apart
-    proc = subprocess.Popen(command, cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command, cwd=tmp_path, env=cli_env({"STYLEX_CACHE": str(tmp_path / "cache")}), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         job0 = sweep / "0"
@@ -85,12 +79,6 @@ def test_submitit_sweep_runs_both_jobs_and_a_preempted_job_resumes_without_redoi
     assert "Requeued job" in submitit_logs  # the requeue went through submitit's checkpoint/requeue
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_torchrun_nodes_shard_the_items_disjointly_and_log_one_wandb_group(tmp_path):
     out, port = tmp_path / "run", free_port()
@@ -99,7 +87,7 @@ def test_two_torchrun_nodes_shard_the_items_disjointly_and_log_one_wandb_group(t
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}",
                                "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={port}",
                                "-m", "stylex.run", *overrides],
-                              cwd=tmp_path, env=cli_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              cwd=tmp_path, env=cli_env({"STYLEX_CACHE": str(tmp_path / "cache")}), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for rank in (0, 1)]
     try:
         results = [node.communicate(timeout=400) for node in nodes]

@@ -2,7 +2,6 @@
 traceback, nothing written but the run's log (which holds the message); Ctrl-C is status 130."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import write_image
-from tests.e2e.cli import run_cli
+from tests.e2e.cli import cli_env, run_cli
 
 BASE = ("experiment=smoke", "data.resolution=64", "method.num_steps=1")
 
@@ -78,7 +77,7 @@ def test_ctrl_c_stops_a_run_with_status_130(tmp_path):
     args = [sys.executable, "-m", "stylex.run", "experiment=smoke", "logger=none", "data.resolution=64",
             "data.batch_size=1", "method.num_steps=200", f"data.content={tmp_path / 'c'}",
             f"data.styles={tmp_path / 's'}", f"hydra.run.dir={out}"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    env = cli_env()
     with open(tmp_path / "stderr", "w") as errors, open(tmp_path / "stdout", "w") as log:
         run = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=log, stderr=errors, text=True)
         deadline = time.monotonic() + 240

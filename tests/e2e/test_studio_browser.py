@@ -3,7 +3,6 @@ see messages for a click before analysis and a non-image upload, analyse the bun
 match by clicking, stylize, and check the result image and the batch command shown."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from PIL import Image
 
 from stylex.matching import read_overrides
 from stylex.studio_app.canvas import CAPTION, GAP
+from tests.e2e.cli import cli_env, free_port
 
 SETTINGS = ["data.resolution=64", "method.regions.n_init=2", "method.num_steps=2", "method.iters_per_step=1"]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -26,12 +26,6 @@ def chromium() -> str:
         pytest.skip("no Chromium on this machine: install Debian's package (apt-get install -y chromium; "
                     ".ci/run does when it can) to run the browser test")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_server(url: str, server: subprocess.Popen, log: Path, timeout: float = 300) -> None:
@@ -70,7 +64,7 @@ def test_two_images_to_an_edited_stylized_result_and_its_batch_command(tmp_path)
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra: pip install -e .[dev]")
     out, port = tmp_path / "studio", free_port()
     log = tmp_path / "studio.log"
-    env = {**os.environ, "STYLEX_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    env = cli_env({"STYLEX_CACHE": str(tmp_path / "cache")})
     with open(log, "w") as sink:
         server = subprocess.Popen([sys.executable, "-m", "stylex.studio", f"studio.port={port}", f"hydra.run.dir={out}",
                                    *SETTINGS], cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
