@@ -63,14 +63,18 @@ def method_loss(backbone, settings: dict, x, content, refs, layout: str, with_fa
     return gallery, plan, gallery.regional_loss(x, T, refs_at_t, [plan])
 
 
+def recorded(backbone, x, content, refs):
+    """The attention tensors at T of the optimised latent (with gradient), the clean content and each reference."""
+    student = attention_tensors(backbone, x, T)
+    with torch.no_grad():
+        return student, attention_tensors(backbone, content, T), [attention_tensors(backbone, r[None], T) for r in refs]
+
+
 def hand_loss(backbone, x, content, refs, layout, with_fallback, loss_norm, temperature=1.5,
               fallback_temperature=0.7, content_weight=0.26):
     """Σ_l Σ_pairs w_i · mean_{tokens of i} |O[i] − softmax(s·Q[i] K[j]ᵀ/√d) V[j]| + λ_c Σ_l mean |Q − Q_c|, with
     w_i = n_i/N (layer) or 1 (region); the fallback pair attends to both references' keys at its temperature."""
-    student = attention_tensors(backbone, x, T)
-    with torch.no_grad():
-        clean = attention_tensors(backbone, content, T)
-        styles = [attention_tensors(backbone, r[None], T) for r in refs]
+    student, clean, styles = recorded(backbone, x, content, refs)
     ref_labels = reference_layouts(layout)
     total = 0.0
     for layer, rec in student.items():
@@ -101,10 +105,7 @@ def hand_loss(backbone, x, content, refs, layout, with_fallback, loss_norm, temp
 def published_loss(backbone, x, content, refs, layout):
     """The published formula, term for term: Σ_l Σ_pairs L1Loss(O·m_i, SDPA(1.5·Q·m_i, K·m_j, V·m_j)) + 0.26·Σ_l
     L1Loss(Q, Q_c), each L1Loss the mean over all heads, tokens and channels of the layer's full tensors."""
-    student = attention_tensors(backbone, x, T)
-    with torch.no_grad():
-        clean = attention_tensors(backbone, content, T)
-        styles = [attention_tensors(backbone, r[None], T) for r in refs]
+    student, clean, styles = recorded(backbone, x, content, refs)
     ref_labels = reference_layouts(layout)
     total = 0.0
     for layer, rec in student.items():
